@@ -1,0 +1,279 @@
+"""The bot's vocabulary: tasks, their states, generation options and quotas.
+
+Pure data and rules, no I/O, so the store, the service, the tracker and the cogs all
+agree on one meaning of "a task moved forward" or "the quota resets at".
+"""
+
+from __future__ import annotations
+
+import calendar
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+class TaskState(StrEnum):
+    """Where a generation is in its life. The order of members is the order of life."""
+
+    QUEUED = "queued"  # reserved quota, not yet sent to the provider
+    SUBMITTED = "submitted"  # the provider accepted it and gave us its task id
+    RUNNING = "running"  # the provider reports work in progress
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"  # never finished within the maximum age
+
+    @property
+    def is_terminal(self) -> bool:
+        match self:
+            case TaskState.SUCCEEDED | TaskState.FAILED | TaskState.EXPIRED:
+                return True
+            case TaskState.QUEUED | TaskState.SUBMITTED | TaskState.RUNNING:
+                return False
+
+    @property
+    def rank(self) -> int:
+        match self:
+            case TaskState.QUEUED:
+                return 0
+            case TaskState.SUBMITTED:
+                return 1
+            case TaskState.RUNNING:
+                return 2
+            case TaskState.SUCCEEDED | TaskState.FAILED | TaskState.EXPIRED:
+                return 3
+
+
+def can_transition(current: TaskState, new: TaskState) -> bool:
+    """Whether a task may go from `current` to `new`.
+
+    States only move forward, and may skip steps (a callback can report success
+    before we ever saw "running"). Staying in a non-terminal state is allowed so that
+    progress updates can be recorded; a terminal state is final, because a late or
+    duplicated provider answer must never turn a delivered video into a failure.
+    """
+    if current.is_terminal:
+        return False
+    if new == current:
+        return True
+    return new.rank > current.rank
+
+
+class Mode(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+
+
+class Aspect(StrEnum):
+    LANDSCAPE = "landscape"
+    PORTRAIT = "portrait"
+    SQUARE = "square"
+
+
+class Quality(StrEnum):
+    STANDARD = "standard"
+    HIGH = "high"
+
+
+class QuotaUnit(StrEnum):
+    """What a guild's limits count: finished videos, or seconds of video."""
+
+    VIDEOS = "videos"
+    SECONDS = "seconds"
+
+
+class NotifyState(StrEnum):
+    """How far delivering a task's outcome to Discord has got."""
+
+    PENDING = "pending"
+    POSTED = "posted"
+    DIRECT_MESSAGED = "direct_messaged"
+    UNDELIVERABLE = "undeliverable"  # kept for /sora status
+
+
+class LedgerKind(StrEnum):
+    RESERVE = "reserve"
+    CHARGE = "charge"
+    REFUND = "refund"
+    RESET = "reset"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOptions:
+    aspect: Aspect = Aspect.LANDSCAPE
+    duration_seconds: int = 8
+    quality: Quality = Quality.STANDARD
+
+
+# Task ids are read out and typed by people: no 0/O, 1/I/L, no vowels that spell words.
+TASK_ID_ALPHABET = "23456789BCDFGHJKMNPQRSTVWXYZ"
+TASK_ID_LENGTH = 6
+
+
+def new_task_id() -> str:
+    return "".join(secrets.choice(TASK_ID_ALPHABET) for _ in range(TASK_ID_LENGTH))
+
+
+def normalise_task_id(text: str) -> str:
+    """Accept what people type: lower case, spaces, a leading '#'."""
+    return text.strip().lstrip("#").replace(" ", "").replace("-", "").upper()
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """What a submission knows before the store gives it an id and a reservation."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    provider: str
+    mode: Mode
+    prompt: str
+    options: GenerationOptions
+    image_url: str | None = None
+    interaction_id: int | None = None
+    interaction_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    guild_id: int
+    channel_id: int
+    user_id: int
+    provider: str
+    mode: Mode
+    prompt: str
+    options: GenerationOptions
+    state: TaskState
+    created_at: datetime
+    updated_at: datetime
+    image_url: str | None = None
+    interaction_id: int | None = None
+    interaction_token: str | None = None
+    provider_task_id: str | None = None
+    progress: int | None = None
+    result_url: str | None = None
+    thumbnail_url: str | None = None
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    cost_videos: int = 1
+    cost_seconds: int = 0
+    completed_at: datetime | None = None
+    next_check_at: datetime | None = None
+    notify_state: NotifyState = NotifyState.PENDING
+    result_message_id: int | None = None
+    callback_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUpdate:
+    """A change reported for a task; `None` fields are left as they are."""
+
+    state: TaskState
+    provider_task_id: str | None = None
+    progress: int | None = None
+    result_url: str | None = None
+    thumbnail_url: str | None = None
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    next_check_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaLimits:
+    """A guild's limits as moderators set them; `None` means "use the default"."""
+
+    daily: int | None = None
+    monthly: int | None = None
+    user_daily: int | None = None
+    unit: QuotaUnit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLimits:
+    """Limits after defaults are applied. `None` for user_daily means no per-user cap."""
+
+    daily: int
+    monthly: int
+    user_daily: int | None
+    unit: QuotaUnit
+
+    @property
+    def generation_enabled(self) -> bool:
+        return self.daily > 0 and self.monthly > 0 and self.user_daily != 0
+
+    def resolve(self, limits: QuotaLimits) -> EffectiveLimits:
+        """Overlay a guild's own settings on these defaults."""
+        return EffectiveLimits(
+            daily=self.daily if limits.daily is None else limits.daily,
+            monthly=self.monthly if limits.monthly is None else limits.monthly,
+            user_daily=self.user_daily if limits.user_daily is None else limits.user_daily,
+            unit=self.unit if limits.unit is None else limits.unit,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    guild_id: int
+    limits: QuotaLimits = field(default_factory=QuotaLimits)
+    allowed_channel_ids: frozenset[int] = frozenset()
+    default_options: GenerationOptions | None = None
+    default_provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """Everything "how much is left and when does it reset" needs, from one store call."""
+
+    limits: EffectiveLimits
+    guild_used_today: int
+    guild_used_month: int
+    user_used_today: int
+    day_resets_at: datetime
+    month_resets_at: datetime
+
+    @property
+    def guild_left_today(self) -> int:
+        return max(0, self.limits.daily - self.guild_used_today)
+
+    @property
+    def guild_left_month(self) -> int:
+        return max(0, self.limits.monthly - self.guild_used_month)
+
+    @property
+    def user_left_today(self) -> int | None:
+        if self.limits.user_daily is None:
+            return None
+        return max(0, self.limits.user_daily - self.user_used_today)
+
+
+def cost_of(options: GenerationOptions, unit: QuotaUnit) -> int:
+    match unit:
+        case QuotaUnit.VIDEOS:
+            return 1
+        case QuotaUnit.SECONDS:
+            return options.duration_seconds
+
+
+def day_key(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def month_key(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def next_day_start(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def next_month_start(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    days = calendar.monthrange(utc.year, utc.month)[1]
+    return datetime(utc.year, utc.month, 1, tzinfo=UTC) + timedelta(days=days)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,182 @@
+"""The bot's configuration: one pydantic-settings class, read from the environment and `.env`.
+
+Nothing here runs at import time: `main` calls `load_settings()` once and hands the
+result down, so tests build the same object with other values and a bad setting is
+reported once, cleanly, before anything connects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.domain import EffectiveLimits, QuotaUnit
+from bot.errors import ConfigurationError
+
+ProviderName = Literal["openai", "apixo", "sora2api", "soravideo", "ulazai", "demo"]
+PROVIDERS_WITH_KEYS: tuple[ProviderName, ...] = (
+    "openai",
+    "apixo",
+    "sora2api",
+    "soravideo",
+    "ulazai",
+)
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # Discord
+    discord_token: SecretStr
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_gateway_url: str | None = None
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+
+    # Providers
+    sora_provider: ProviderName = "demo"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    apixo_api_key: SecretStr | None = None
+    apixo_base_url: str = "https://api.apixo.ai/api/v1"
+    sora2api_api_key: SecretStr | None = None
+    sora2api_base_url: str = "https://api.sora2api.ai/api/v1/sora2"
+    soravideo_api_key: SecretStr | None = None
+    soravideo_base_url: str = "https://soravideo.art/api/v1"
+    ulazai_api_key: SecretStr | None = None
+    ulazai_base_url: str = "https://ulazai.com/api/v1"
+
+    # Storage
+    database_url: str = "sqlite:///data/sora-bot.sqlite3"
+
+    # Quotas used by servers whose moderators have not set their own
+    default_daily_quota: int = Field(default=20, ge=0)
+    default_monthly_quota: int = Field(default=300, ge=0)
+    default_user_daily_quota: int | None = Field(default=5, ge=0)
+    default_quota_unit: QuotaUnit = QuotaUnit.VIDEOS
+
+    log_level: LogLevel = "INFO"
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _split_guild_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("default_user_daily_quota", mode="before")
+    @classmethod
+    def _blank_means_none(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip() == "":
+            return None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "discord_api_base",
+        "openai_base_url",
+        "apixo_base_url",
+        "sora2api_base_url",
+        "soravideo_base_url",
+        "ulazai_base_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return value
+
+    @field_validator("discord_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value.startswith("sqlite:///") or value == "sqlite://:memory:":
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("PostgreSQL is not supported yet; use a sqlite:/// URL")
+        raise ValueError("must be a sqlite:/// URL, e.g. sqlite:///data/sora-bot.sqlite3")
+
+    @model_validator(mode="after")
+    def _active_provider_has_key(self) -> Settings:
+        if self.sora_provider in PROVIDERS_WITH_KEYS and self.api_key(self.sora_provider) is None:
+            name = self.sora_provider.upper()
+            raise ValueError(f"SORA_PROVIDER={self.sora_provider} needs {name}_API_KEY to be set")
+        return self
+
+    def api_key(self, provider: ProviderName) -> SecretStr | None:
+        if provider == "demo":
+            return None
+        key: SecretStr | None = getattr(self, f"{provider}_api_key")
+        if key is None or not key.get_secret_value().strip():
+            return None
+        return key
+
+    def base_url(self, provider: ProviderName) -> str | None:
+        if provider == "demo":
+            return None
+        url: str = getattr(self, f"{provider}_base_url")
+        return url
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file, or None for an in-memory database."""
+        if self.database_url == "sqlite://:memory:":
+            return None
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def default_limits(self) -> EffectiveLimits:
+        return EffectiveLimits(
+            daily=self.default_daily_quota,
+            monthly=self.default_monthly_quota,
+            user_daily=self.default_user_daily_quota,
+            unit=self.default_quota_unit,
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning pydantic's report into one readable message.
+
+    The message names each bad setting by its environment variable and never echoes
+    a value, because the value may be a secret.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        location = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"  - {location}: {message}" if location else f"  - {message}")
+    return "Configuration problems:\n" + "\n".join(lines)

@@ -1,0 +1,124 @@
+"""What the bot needs from its database, independent of which database it is.
+
+`sqlite.py` implements it today; a PostgreSQL implementation can serve a
+`postgresql://` URL later without the service, tracker or cogs changing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain import (
+    EffectiveLimits,
+    GenerationOptions,
+    GuildSettings,
+    NewTask,
+    NotifyState,
+    QuotaLimits,
+    QuotaStatus,
+    Task,
+    TaskUpdate,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    tasks: list[Task]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+class Store(ABC):
+    """The bot's persistent state. Every method is one transaction."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (applies pending migrations)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def schema_version(self) -> int: ...
+
+    # Guild settings
+    @abstractmethod
+    async def guild_settings(self, guild_id: int) -> GuildSettings: ...
+
+    @abstractmethod
+    async def update_quota_limits(
+        self, guild_id: int, changes: QuotaLimits
+    ) -> tuple[QuotaLimits, QuotaLimits]:
+        """Apply the non-None fields of `changes`; return the limits before and after."""
+
+    @abstractmethod
+    async def add_allowed_channel(self, guild_id: int, channel_id: int, actor_id: int) -> bool: ...
+
+    @abstractmethod
+    async def remove_allowed_channel(self, guild_id: int, channel_id: int) -> bool: ...
+
+    @abstractmethod
+    async def set_default_options(
+        self, guild_id: int, options: GenerationOptions | None
+    ) -> None: ...
+
+    # Quota
+    @abstractmethod
+    async def quota_status(
+        self, guild_id: int, user_id: int, defaults: EffectiveLimits
+    ) -> QuotaStatus:
+        """Usage, limits and reset times for a guild and one of its members."""
+
+    @abstractmethod
+    async def reserve(self, new: NewTask, defaults: EffectiveLimits) -> Task:
+        """Create a queued task and reserve its quota atomically, or raise.
+
+        Raises `GenerationDisabledError` or `QuotaExceededError`; nothing is written then.
+        """
+
+    @abstractmethod
+    async def charge(self, task_id: str) -> bool:
+        """Make a task's reservation final. False if already charged or refunded."""
+
+    @abstractmethod
+    async def refund(self, task_id: str, reason: str) -> bool:
+        """Give a task's reservation back. False if already refunded or charged."""
+
+    @abstractmethod
+    async def reset_user_usage(self, guild_id: int, user_id: int, actor_id: int) -> tuple[int, int]:
+        """Clear a member's usage for the current UTC day; return the videos and seconds
+        cleared. The guild's own totals keep them: the provider was really used."""
+
+    # Tasks
+    @abstractmethod
+    async def get_task(self, task_id: str) -> Task | None: ...
+
+    @abstractmethod
+    async def update_task(self, task_id: str, update: TaskUpdate) -> Task:
+        """Move a task forward; raises `IllegalTransitionError` for a backward move."""
+
+    @abstractmethod
+    async def user_tasks(
+        self, guild_id: int, user_id: int, *, page: int = 1, page_size: int = 10
+    ) -> Page:
+        """A member's tasks in one guild, newest first."""
+
+    @abstractmethod
+    async def guild_tasks(self, guild_id: int, *, page: int = 1, page_size: int = 10) -> Page: ...
+
+    @abstractmethod
+    async def claim_due_tasks(self, now: datetime, limit: int, lease_seconds: float) -> list[Task]:
+        """Unfinished tasks whose check is due, pushed `lease_seconds` ahead so that a
+        concurrent poller does not claim them too (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
+
+    @abstractmethod
+    async def set_notify_state(
+        self, task_id: str, state: NotifyState, message_id: int | None = None
+    ) -> None: ...
