@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain import EffectiveLimits, QuotaUnit
@@ -41,8 +41,7 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = None
     discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
-    # Providers
-    sora_provider: ProviderName = "demo"
+    # Providers (SORA_PROVIDER comes after the keys so its check can see them)
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     apixo_api_key: SecretStr | None = None
@@ -53,6 +52,7 @@ class Settings(BaseSettings):
     soravideo_base_url: str = "https://soravideo.art/api/v1"
     ulazai_api_key: SecretStr | None = None
     ulazai_base_url: str = "https://ulazai.com/api/v1"
+    sora_provider: ProviderName = "demo"
 
     # Storage
     database_url: str = "sqlite:///data/sora-bot.sqlite3"
@@ -121,12 +121,14 @@ class Settings(BaseSettings):
             raise ValueError("PostgreSQL is not supported yet; use a sqlite:/// URL")
         raise ValueError("must be a sqlite:/// URL, e.g. sqlite:///data/sora-bot.sqlite3")
 
-    @model_validator(mode="after")
-    def _active_provider_has_key(self) -> Settings:
-        if self.sora_provider in PROVIDERS_WITH_KEYS and self.api_key(self.sora_provider) is None:
-            name = self.sora_provider.upper()
-            raise ValueError(f"SORA_PROVIDER={self.sora_provider} needs {name}_API_KEY to be set")
-        return self
+    @field_validator("sora_provider")
+    @classmethod
+    def _active_provider_has_key(cls, value: ProviderName, info: ValidationInfo) -> ProviderName:
+        if value in PROVIDERS_WITH_KEYS:
+            key = info.data.get(f"{value}_api_key")
+            if key is None or not key.get_secret_value().strip():
+                raise ValueError(f"'{value}' needs {value.upper()}_API_KEY to be set")
+        return value
 
     def api_key(self, provider: ProviderName) -> SecretStr | None:
         if provider == "demo":
@@ -174,7 +176,10 @@ def load_settings(**overrides: object) -> Settings:
 def describe_validation_error(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
-        location = "_".join(str(part) for part in error["loc"]).upper()
+        field, *rest = error["loc"] or ("",)
+        location = str(field).upper()
+        if rest and isinstance(rest[0], int):
+            location += f" (item {rest[0] + 1})"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             message = "is required but not set"

@@ -38,6 +38,11 @@ class Page:
 class Store(ABC):
     """The bot's persistent state. Every method is one transaction."""
 
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """Where the data lives, for logs (never includes credentials)."""
+
     @abstractmethod
     async def open(self) -> None:
         """Connect and bring the schema up to date (applies pending migrations)."""

@@ -1,0 +1,138 @@
+"""`sora-bot` / `python -m bot`: run (default) or check.
+
+Exit status: 0 fine, 1 the bot stopped on an error, 2 the configuration (or the
+database it names) is unusable. Configuration problems print one readable message and
+no traceback, and never a secret's value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import discord
+import httpx
+
+from bot.app import SoraBot
+from bot.errors import ConfigurationError
+from bot.logging_setup import setup_logging
+from bot.settings import PROVIDERS_WITH_KEYS, Settings, load_settings
+from bot.store import create_store
+
+log = logging.getLogger("bot")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def make_http_client() -> httpx.AsyncClient:
+    """The one HTTP client the process shares with every provider adapter."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=True,
+    )
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    values = [settings.discord_token.get_secret_value()]
+    for name in PROVIDERS_WITH_KEYS:
+        key = settings.api_key(name)
+        if key is not None:
+            values.append(key.get_secret_value())
+    return values
+
+
+async def run_bot(settings: Settings) -> int:
+    store = create_store(settings.database_url)
+    bot = SoraBot(settings=settings, store=store, http_client=make_http_client())
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(sig, stop.set)
+    runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done:
+            runner.result()
+            return EXIT_OK
+        log.info("shutting down")
+        return EXIT_OK
+    except discord.LoginFailure:
+        print("Configuration problems:\n  - DISCORD_TOKEN: Discord rejected it", file=sys.stderr)
+        return EXIT_CONFIG
+    except discord.PrivilegedIntentsRequired:
+        print("Discord refused a privileged intent this bot asked for.", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception:
+        log.exception("the bot stopped on an error")
+        return EXIT_FAILED
+    finally:
+        stopper.cancel()
+        await bot.close()
+        if not runner.done():
+            runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await runner
+
+
+async def check(settings: Settings) -> int:
+    """Validate settings and the database (migrating it) without touching Discord."""
+    store = create_store(settings.database_url)
+    try:
+        await store.open()
+        version = await store.schema_version()
+    except Exception as exc:
+        print(f"Database problem ({store.description}): {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        await store.close()
+    key = settings.api_key(settings.sora_provider)
+    print("Configuration OK")
+    print(f"  provider:  {settings.sora_provider}" + (" (API key set)" if key else ""))
+    print(f"  database:  {store.description} (schema version {version})")
+    print(f"  discord:   {settings.discord_api_base}")
+    if settings.discord_gateway_url:
+        print(f"  gateway:   {settings.discord_gateway_url}")
+    guilds = ", ".join(map(str, settings.discord_guild_ids)) or "none (commands sync globally)"
+    print(f"  guilds:    {guilds}")
+    limits = settings.default_limits
+    print(
+        f"  quota:     {limits.daily}/day, {limits.monthly}/month, "
+        f"{limits.user_daily if limits.user_daily is not None else 'no'} per member/day "
+        f"({limits.unit.value})"
+    )
+    return EXIT_OK
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="sora-bot", description="A Discord bot that makes Sora 2 videos from chat."
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="{run,check}")
+    verbs.add_parser("run", help="connect to Discord and serve commands (the default)")
+    verbs.add_parser("check", help="validate the configuration and database, then exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings.log_level, secrets_of(settings))
+    if args.verb == "check":
+        return asyncio.run(check(settings))
+    return asyncio.run(run_bot(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The bot object: carries the shared services to every cog and owns the `/sora` root.
+
+Built by `main` (or a test) with its settings, store and HTTP client already made
+(constructor injection), so nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+import httpx
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.command_tree import SoraCommandTree
+from bot.service import SoraService
+from bot.settings import Settings
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# Extensions are loaded by name so an installed bot finds them as packages.
+EXTENSIONS: tuple[str, ...] = ("cogs.quota",)
+
+
+def point_discord_at(settings: Settings) -> None:
+    """Send every REST call and the gateway connection where the settings say.
+
+    discord.py hard-codes both endpoints as class attributes, and never asks
+    `/gateway/bot` for a plain (non-sharded) bot, so both are overridden here. It is
+    called again right before login because `discord.http._set_api_version` resets
+    `Route.BASE`.
+    """
+    discord.http.Route.BASE = settings.discord_api_base
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class SoraBot(commands.Bot):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        http_client: httpx.AsyncClient,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=discord.Intents(guilds=True),
+            tree_cls=SoraCommandTree,
+            # Nobody is pinged unless a message names them explicitly.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.store = store
+        self.http_client = http_client
+        self.service = SoraService(settings, store)
+        self.sora = app_commands.Group(
+            name="sora",
+            description="Make Sora 2 videos from chat",
+            guild_only=True,
+        )
+        self.tree.add_command(self.sora)
+        self._announced_ready = False
+
+    async def login(self, token: str) -> None:
+        point_discord_at(self.settings)
+        await super().login(token)
+
+    async def setup_hook(self) -> None:
+        point_discord_at(self.settings)
+        await self.store.open()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        guild_ids = self.settings.discord_guild_ids
+        if not guild_ids:
+            synced = await self.tree.sync()
+            log.info("synced %d global commands (may take up to an hour to appear)", len(synced))
+            return
+        for guild_id in guild_ids:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), guild_id)
+
+    async def on_ready(self) -> None:
+        if self._announced_ready or self.user is None:
+            return
+        self._announced_ready = True
+        log.info(
+            "ready as %s (id %s) in %d guild(s); provider %s; database %s",
+            self.user,
+            self.user.id,
+            len(self.guilds),
+            self.settings.sora_provider,
+            self.store.description,
+        )
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            await self.store.close()
+            await self.http_client.aclose()

@@ -1,0 +1,126 @@
+"""The one error surface for every slash command.
+
+Every command error, from any cog, lands in `SoraCommandTree.on_error`: expected
+failures (`BotError`, discord.py's check failures) become their friendly sentence,
+anything else becomes an apology with a short reference that is also in the log, so a
+moderator can find the traceback from a user's screenshot. Cogs never catch to format.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.errors import BotError, GuildOnlyError
+
+if TYPE_CHECKING:
+    from bot.app import SoraBot
+
+log = logging.getLogger(__name__)
+
+PERMISSION_NAMES = {
+    "manage_guild": "Manage Server",
+    "send_messages": "Send Messages",
+    "attach_files": "Attach Files",
+    "embed_links": "Embed Links",
+}
+
+
+async def send_reply(
+    interaction: discord.Interaction[Any],
+    content: str | None = None,
+    *,
+    embed: discord.Embed | None = None,
+    ephemeral: bool = True,
+) -> None:
+    """Answer an interaction whether or not it was already acknowledged (deferred)."""
+    mentions = discord.AllowedMentions(users=[interaction.user], roles=False, everyone=False)
+    if interaction.response.is_done():
+        if embed is None:
+            await interaction.followup.send(
+                content or "", ephemeral=ephemeral, allowed_mentions=mentions
+            )
+        else:
+            await interaction.followup.send(
+                content or "", embed=embed, ephemeral=ephemeral, allowed_mentions=mentions
+            )
+    elif embed is None:
+        await interaction.response.send_message(
+            content, ephemeral=ephemeral, allowed_mentions=mentions
+        )
+    else:
+        await interaction.response.send_message(
+            content, embed=embed, ephemeral=ephemeral, allowed_mentions=mentions
+        )
+
+
+def describe_error(error: app_commands.AppCommandError) -> str | None:
+    """The user-facing sentence for an expected error, or None for a real fault."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    match original:
+        case BotError():
+            return original.user_message
+        case app_commands.NoPrivateMessage():
+            return GuildOnlyError().user_message
+        case app_commands.MissingPermissions():
+            names = ", ".join(PERMISSION_NAMES.get(p, p) for p in original.missing_permissions)
+            return f"Only members with the **{names}** permission can do that."
+        case app_commands.BotMissingPermissions():
+            names = ", ".join(PERMISSION_NAMES.get(p, p) for p in original.missing_permissions)
+            return f"I need the **{names}** permission in this channel to do that."
+        case app_commands.CommandOnCooldown():
+            return f"Slow down a little: try again in {original.retry_after:.0f} seconds."
+        case app_commands.TransformerError():
+            return f"I couldn't understand `{original.value}`. Please pick a value from the list."
+        case app_commands.CommandNotFound() | app_commands.CommandSignatureMismatch():
+            return (
+                "This command was just updated. Please wait a minute and try again "
+                "(Discord is still catching up)."
+            )
+        case _:
+            return None
+
+
+class SoraCommandTree(app_commands.CommandTree["SoraBot"]):
+    async def interaction_check(self, interaction: discord.Interaction[SoraBot], /) -> bool:
+        """Refuse every command in DMs, whatever Discord's contexts let through."""
+        if interaction.guild_id is not None:
+            return True
+        if interaction.type is discord.InteractionType.application_command:
+            await send_reply(interaction, GuildOnlyError().user_message)
+        elif interaction.type is discord.InteractionType.autocomplete:
+            await interaction.response.autocomplete([])
+        return False
+
+    async def on_error(
+        self, interaction: discord.Interaction[SoraBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        message = describe_error(error)
+        command = interaction.command.qualified_name if interaction.command else "unknown"
+        if message is None:
+            reference = secrets.token_hex(3)
+            original = getattr(error, "original", error)
+            log.error(
+                "error %s in /%s (guild %s, user %s)",
+                reference,
+                command,
+                interaction.guild_id,
+                interaction.user.id,
+                exc_info=original,
+            )
+            message = (
+                f"Something went wrong on my side (reference `{reference}`). "
+                "Please try again; if it keeps happening, show this reference to a moderator."
+            )
+        else:
+            log.info("/%s refused for user %s: %s", command, interaction.user.id, message)
+        try:
+            await send_reply(interaction, message, ephemeral=True)
+        except discord.HTTPException:
+            log.warning(
+                "could not tell user %s about an error in /%s", interaction.user.id, command
+            )
