@@ -72,7 +72,16 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("default_user_daily_quota", mode="before")
+    @field_validator(
+        "default_user_daily_quota",
+        "discord_gateway_url",
+        "openai_api_key",
+        "apixo_api_key",
+        "sora2api_api_key",
+        "soravideo_api_key",
+        "ulazai_api_key",
+        mode="before",
+    )
     @classmethod
     def _blank_means_none(cls, value: object) -> object:
         if isinstance(value, str) and value.strip() == "":

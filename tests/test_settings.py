@@ -147,3 +147,18 @@ def test_cli_check_migrates_the_database(tmp_path: Path) -> None:
     assert f"schema version {latest}" in result.stdout
     assert (tmp_path / "state" / "bot.sqlite3").exists()
     assert "tok-abcdef" not in result.stdout + result.stderr
+
+
+def test_env_example_is_a_valid_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Copying .env.example and adding a token must give a working configuration."""
+    example = Path(__file__).parent.parent / ".env.example"
+    text = example.read_text().replace("DISCORD_TOKEN=\n", "DISCORD_TOKEN=tok\n")
+    (tmp_path / ".env").write_text(text)
+    settings = load_settings()
+    assert settings.discord_gateway_url is None and settings.default_user_daily_quota == 5
+    documented = {
+        line.split("=", 1)[0] for line in text.splitlines() if "=" in line and line[0] != "#"
+    }
+    assert documented == {name.upper() for name in Settings.model_fields}

@@ -67,6 +67,18 @@ def load_migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+async def _first(
+    db: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()
+) -> sqlite3.Row | None:
+    """One row in one round trip to the connection's thread (each trip costs ~0.1 ms)."""
+    rows = await db.execute_fetchall(sql, params)
+    return next(iter(rows), None)
+
+
+async def _all(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    return list(await db.execute_fetchall(sql, params))
+
+
 def _ts(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="microseconds")
 
@@ -180,8 +192,7 @@ class SqliteStore(Store):
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            async with db.execute("SELECT version FROM schema_migrations") as cursor:
-                applied = {row[0] async for row in cursor}
+            applied = {row[0] for row in await _all(db, "SELECT version FROM schema_migrations")}
             for version, name, sql in load_migrations():
                 if version in applied or (target_version is not None and version > target_version):
                     continue
@@ -218,9 +229,8 @@ class SqliteStore(Store):
                 await db.execute("COMMIT")
 
     async def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
-        async with self._lock, self._conn.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
+        async with self._lock:
+            return await _first(self._conn, sql, params)
 
     async def schema_version(self) -> int:
         row = await self._one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
@@ -231,14 +241,13 @@ class SqliteStore(Store):
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         async with self._lock:
             db = self._conn
-            async with db.execute(
-                "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                row = await cursor.fetchone()
-            async with db.execute(
-                "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                channels = frozenset([r[0] async for r in cursor])
+            row = await _first(db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+            channels = frozenset(
+                r[0]
+                for r in await _all(
+                    db, "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
+                )
+            )
         defaults = None
         provider = None
         if row is not None:
@@ -269,10 +278,9 @@ class SqliteStore(Store):
     ) -> tuple[QuotaLimits, QuotaLimits]:
         async with self._transaction() as db:
             await self._ensure_guild(db, guild_id)
-            async with db.execute(
-                "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                before = _limits(await cursor.fetchone())
+            before = _limits(
+                await _first(db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+            )
             after = QuotaLimits(
                 daily=before.daily if changes.daily is None else changes.daily,
                 monthly=before.monthly if changes.monthly is None else changes.monthly,
@@ -337,31 +345,32 @@ class SqliteStore(Store):
         """
         column = "videos" if unit is QuotaUnit.VIDEOS else "seconds"
         day, month = day_key(now), month_key(now)
-        async with db.execute(
+        row = await _first(
+            db,
             f"SELECT"
             f" COALESCE(SUM(CASE WHEN day = ? AND kind != 'reset' THEN {column} END), 0),"
             f" COALESCE(SUM(CASE WHEN kind != 'reset' THEN {column} END), 0)"
             f" FROM quota_ledger WHERE guild_id = ? AND month = ?",
             (day, guild_id, month),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         assert row is not None
-        async with db.execute(
+        user_row = await _first(
+            db,
             f"SELECT COALESCE(SUM({column}), 0) FROM quota_ledger"
             f" WHERE guild_id = ? AND user_id = ? AND day = ?",
             (guild_id, user_id, day),
-        ) as cursor:
-            user_row = await cursor.fetchone()
+        )
         assert user_row is not None
         return max(0, row[0]), max(0, row[1]), max(0, user_row[0])
 
     async def _effective_limits(
         self, db: aiosqlite.Connection, guild_id: int, defaults: EffectiveLimits
     ) -> EffectiveLimits:
-        async with db.execute(
-            "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)
-        ) as cursor:
-            return defaults.resolve(_limits(await cursor.fetchone()))
+        return defaults.resolve(
+            _limits(
+                await _first(db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+            )
+        )
 
     async def quota_status(
         self, guild_id: int, user_id: int, defaults: EffectiveLimits
@@ -425,8 +434,7 @@ class SqliteStore(Store):
                     _ts(now),
                 ),
             )
-            async with db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)) as cursor:
-                row = await cursor.fetchone()
+            row = await _first(db, "SELECT * FROM tasks WHERE id = ?", (task_id,))
         assert row is not None
         return _task(row)
 
@@ -466,12 +474,15 @@ class SqliteStore(Store):
         """Write the charge or refund for a task's reservation, at most one of them, once."""
         now = self._clock()
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT * FROM quota_ledger WHERE task_id = ? AND kind IN"
-                " ('reserve', 'charge', 'refund')",
-                (task_id,),
-            ) as cursor:
-                entries = {row["kind"]: row async for row in cursor}
+            entries = {
+                row["kind"]: row
+                for row in await _all(
+                    db,
+                    "SELECT * FROM quota_ledger WHERE task_id = ? AND kind IN"
+                    " ('reserve', 'charge', 'refund')",
+                    (task_id,),
+                )
+            }
             reserve = entries.get(LedgerKind.RESERVE.value)
             if reserve is None or "charge" in entries or "refund" in entries:
                 return False
@@ -505,12 +516,12 @@ class SqliteStore(Store):
         now = self._clock()
         day = day_key(now)
         async with self._transaction() as db:
-            async with db.execute(
+            row = await _first(
+                db,
                 "SELECT COALESCE(SUM(videos), 0), COALESCE(SUM(seconds), 0), COUNT(*)"
                 " FROM quota_ledger WHERE guild_id = ? AND user_id = ? AND day = ?",
                 (guild_id, user_id, day),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             assert row is not None
             videos, seconds, entries = max(0, row[0]), max(0, row[1]), row[2]
             if videos == 0 and seconds == 0:
@@ -542,8 +553,7 @@ class SqliteStore(Store):
     async def update_task(self, task_id: str, update: TaskUpdate) -> Task:
         now = self._clock()
         async with self._transaction() as db:
-            async with db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)) as cursor:
-                row = await cursor.fetchone()
+            row = await _first(db, "SELECT * FROM tasks WHERE id = ?", (task_id,))
             if row is None:
                 raise KeyError(task_id)
             current = TaskState(row["state"])
@@ -578,8 +588,7 @@ class SqliteStore(Store):
                     task_id,
                 ),
             )
-            async with db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)) as cursor:
-                updated = await cursor.fetchone()
+            updated = await _first(db, "SELECT * FROM tasks WHERE id = ?", (task_id,))
         assert updated is not None
         return _task(updated)
 
@@ -587,14 +596,13 @@ class SqliteStore(Store):
         page = max(1, page)
         async with self._lock:
             db = self._conn
-            async with db.execute(f"SELECT COUNT(*) FROM tasks WHERE {where}", params) as cursor:
-                count_row = await cursor.fetchone()
-            async with db.execute(
+            count_row = await _first(db, f"SELECT COUNT(*) FROM tasks WHERE {where}", params)
+            rows = await _all(
+                db,
                 f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, id DESC"
                 " LIMIT ? OFFSET ?",
                 (*params, page_size, (page - 1) * page_size),
-            ) as cursor:
-                rows = await cursor.fetchall()
+            )
         total = int(count_row[0]) if count_row else 0
         return Page([_task(r) for r in rows], total=total, page=page, page_size=page_size)
 
@@ -613,13 +621,13 @@ class SqliteStore(Store):
         async with self._transaction() as db:
             # PostgreSQL: the inner SELECT gets FOR UPDATE SKIP LOCKED; SQLite's
             # BEGIN IMMEDIATE already makes the claim exclusive.
-            async with db.execute(
+            rows = await _all(
+                db,
                 "UPDATE tasks SET next_check_at = ? WHERE id IN ("
                 " SELECT id FROM tasks WHERE next_check_at IS NOT NULL AND next_check_at <= ?"
                 " ORDER BY next_check_at LIMIT ?) RETURNING *",
                 (lease_until, _ts(now), limit),
-            ) as cursor:
-                rows = await cursor.fetchall()
+            )
         return [_task(r) for r in rows]
 
     async def set_notify_state(
