@@ -7,6 +7,7 @@ Built by `main` (or a test) with its settings, store and HTTP client already mad
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import discord
 import httpx
@@ -45,7 +46,9 @@ class SoraBot(commands.Bot):
         settings: Settings,
         store: Store,
         http_client: httpx.AsyncClient,
+        **client_options: Any,
     ) -> None:
+        """`client_options` go to discord.py as they are (tests shorten `guild_ready_timeout`)."""
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -53,6 +56,7 @@ class SoraBot(commands.Bot):
             tree_cls=SoraCommandTree,
             # Nobody is pinged unless a message names them explicitly.
             allowed_mentions=discord.AllowedMentions.none(),
+            **client_options,
         )
         self.settings = settings
         self.store = store
