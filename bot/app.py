@@ -49,6 +49,9 @@ class SoraBot(commands.Bot):
         **client_options: Any,
     ) -> None:
         """`client_options` go to discord.py as they are (tests shorten `guild_ready_timeout`)."""
+        # The bot never joins voice: no warning at every start about missing voice libraries.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,

@@ -44,6 +44,10 @@ def setup_logging(level: str, secrets: Iterable[str]) -> logging.Handler:
     handler = logging.StreamHandler()
     handler.addFilter(SecretRedactor(secrets))
     discord.utils.setup_logging(handler=handler, level=logging.getLevelName(level), root=True)
-    # httpx logs every request URL at INFO; keep that for DEBUG runs only.
-    logging.getLogger("httpx").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # httpx logs every request URL at INFO: keep that for DEBUG runs only. aiosqlite logs
+    # every statement with its parameters at DEBUG, which is noise and could carry
+    # interaction tokens: never below INFO.
+    if level != "DEBUG":
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     return handler
