@@ -348,20 +348,16 @@ class SqliteStore(Store):
         row = await _first(
             db,
             f"SELECT"
-            f" COALESCE(SUM(CASE WHEN day = ? AND kind != 'reset' THEN {column} END), 0),"
-            f" COALESCE(SUM(CASE WHEN kind != 'reset' THEN {column} END), 0)"
-            f" FROM quota_ledger WHERE guild_id = ? AND month = ?",
-            (day, guild_id, month),
+            f" (SELECT COALESCE(SUM({column}), 0) FROM quota_ledger"
+            f"   WHERE guild_id = ? AND day = ? AND kind != 'reset'),"
+            f" (SELECT COALESCE(SUM({column}), 0) FROM quota_ledger"
+            f"   WHERE guild_id = ? AND month = ? AND kind != 'reset'),"
+            f" (SELECT COALESCE(SUM({column}), 0) FROM quota_ledger"
+            f"   WHERE guild_id = ? AND user_id = ? AND day = ?)",
+            (guild_id, day, guild_id, month, guild_id, user_id, day),
         )
         assert row is not None
-        user_row = await _first(
-            db,
-            f"SELECT COALESCE(SUM({column}), 0) FROM quota_ledger"
-            f" WHERE guild_id = ? AND user_id = ? AND day = ?",
-            (guild_id, user_id, day),
-        )
-        assert user_row is not None
-        return max(0, row[0]), max(0, row[1]), max(0, user_row[0])
+        return max(0, row[0]), max(0, row[1]), max(0, row[2])
 
     async def _effective_limits(
         self, db: aiosqlite.Connection, guild_id: int, defaults: EffectiveLimits

@@ -73,6 +73,7 @@ CREATE TABLE quota_ledger (
     created_at  TEXT NOT NULL
 );
 
-CREATE INDEX quota_ledger_guild_day ON quota_ledger (guild_id, day);
-CREATE INDEX quota_ledger_guild_month ON quota_ledger (guild_id, month);
-CREATE INDEX quota_ledger_user_day ON quota_ledger (guild_id, user_id, day);
+-- Covering indexes: a usage sum reads the index only, never the table.
+CREATE INDEX quota_ledger_guild_day ON quota_ledger (guild_id, day, kind, videos, seconds);
+CREATE INDEX quota_ledger_guild_month ON quota_ledger (guild_id, month, kind, videos, seconds);
+CREATE INDEX quota_ledger_user_day ON quota_ledger (guild_id, user_id, day, videos, seconds);
