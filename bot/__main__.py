@@ -1,4 +1,4 @@
-"""`sora-bot` / `python -m bot`: run (default) or check.
+"""`sora-bot` / `python -m bot`: run (default), check, or generate.
 
 Exit status: 0 fine, 1 the bot stopped on an error, 2 the configuration (or the
 database it names) is unusable. Configuration problems print one readable message and
@@ -14,13 +14,17 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import discord
 import httpx
 
 from bot.app import SoraBot
+from bot.domain import Aspect, Quality
 from bot.errors import ConfigurationError
+from bot.generate import GenerateArgs, generate
 from bot.logging_setup import setup_logging
+from bot.providers.registry import PROVIDERS, build_provider
 from bot.settings import PROVIDERS_WITH_KEYS, Settings, load_settings
 from bot.store import create_store
 
@@ -111,26 +115,70 @@ async def check(settings: Settings) -> int:
     return EXIT_OK
 
 
+async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
+    async with make_http_client() as client:
+        try:
+            provider = build_provider(settings, client, args.provider)
+        except ValueError as exc:
+            print(f"Configuration problems:\n  - {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        request = GenerateArgs(
+            prompt=args.prompt,
+            image=args.image,
+            aspect=Aspect(args.aspect),
+            duration=args.duration,
+            quality=Quality(args.quality),
+            out=args.out,
+            timeout=args.timeout,
+            poll_seconds=args.poll_seconds,
+        )
+        try:
+            return await generate(provider, client, request)
+        except asyncio.CancelledError:
+            print("\nstopped following; the task may still finish at the provider", file=sys.stderr)
+            return 130
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sora-bot", description="A Discord bot that makes Sora 2 videos from chat."
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="{run,check}")
+    verbs = parser.add_subparsers(dest="verb", metavar="{run,check,generate}")
     verbs.add_parser("run", help="connect to Discord and serve commands (the default)")
     verbs.add_parser("check", help="validate the configuration and database, then exit")
+    gen = verbs.add_parser(
+        "generate", help="make one video from the terminal with the configured provider"
+    )
+    gen.add_argument("prompt", help="what the video should show")
+    gen.add_argument("--image", help="image-to-video: a PNG/JPEG/WebP file, or an https URL")
+    gen.add_argument("--provider", choices=sorted(PROVIDERS), help="instead of SORA_PROVIDER")
+    gen.add_argument("--aspect", choices=[a.value for a in Aspect], default="landscape")
+    gen.add_argument("--duration", type=int, default=8, help="seconds (default 8)")
+    gen.add_argument("--quality", choices=[q.value for q in Quality], default="standard")
+    gen.add_argument("--out", type=Path, help="where to write the MP4")
+    gen.add_argument("--timeout", type=float, default=1800.0, help="give up after (seconds)")
+    gen.add_argument(
+        "--poll-seconds", type=float, help="status check interval (default: the provider's)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(discord_required=args.verb != "generate")
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings.log_level, secrets_of(settings))
     if args.verb == "check":
         return asyncio.run(check(settings))
+    if args.verb == "generate":
+        try:
+            return asyncio.run(generate_once(settings, args))
+        except KeyboardInterrupt:
+            print("\nstopped following; the task may still finish at the provider", file=sys.stderr)
+            return 130
     return asyncio.run(run_bot(settings))
 
 

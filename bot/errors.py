@@ -73,3 +73,111 @@ class IllegalTransitionError(Exception):
 
 class ConfigurationError(Exception):
     """The bot cannot run as configured; the message names each problem."""
+
+
+class ProviderError(BotError):
+    """A video provider could not do what was asked.
+
+    `user_message` is what a member reads; `detail` is the provider's own words, for the
+    log and for moderators, never containing a key.
+    """
+
+    retryable = False
+
+    def __init__(self, provider: str, user_message: str, detail: str = "") -> None:
+        super().__init__(user_message)
+        self.provider = provider
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.detail or self.user_message}"
+
+
+class ProviderRefusedError(ProviderError):
+    """The provider refused this request (content policy, invalid input)."""
+
+    def __init__(
+        self, provider: str, detail: str, *, content_policy: bool = False, user_message: str = ""
+    ) -> None:
+        if not user_message:
+            user_message = (
+                "The video service refused this prompt under its content policy. "
+                "Please rephrase it and try again."
+                if content_policy
+                else f"The video service refused the request: {detail[:300]}"
+            )
+        super().__init__(provider, user_message, detail)
+        self.content_policy = content_policy
+
+
+class ProviderAuthError(ProviderError):
+    """The key is missing, wrong or revoked: a problem for the owner, not the user."""
+
+    def __init__(self, provider: str, detail: str = "") -> None:
+        super().__init__(
+            provider,
+            "The video service isn't set up correctly right now, so I can't make videos. "
+            "The server owner has been told in the bot's log.",
+            detail,
+        )
+
+
+class InsufficientCreditsError(ProviderError):
+    def __init__(self, provider: str, detail: str = "") -> None:
+        super().__init__(
+            provider,
+            "The video service account is out of credits. "
+            "Please let the server owner know; nothing was charged to your quota.",
+            detail,
+        )
+
+
+class RateLimitedError(ProviderError):
+    retryable = True
+
+    def __init__(self, provider: str, retry_after: float | None = None, detail: str = "") -> None:
+        super().__init__(
+            provider,
+            "The video service is busy right now. Please try again in a minute.",
+            detail,
+        )
+        self.retry_after = retry_after
+
+
+class ProviderUnavailableError(ProviderError):
+    """5xx, gateway HTML pages, timeouts, connection errors, malformed answers."""
+
+    retryable = True
+
+    def __init__(self, provider: str, detail: str = "", retry_after: float | None = None) -> None:
+        super().__init__(
+            provider,
+            "The video service is having trouble right now. Please try again in a few minutes.",
+            detail,
+        )
+        self.retry_after = retry_after
+
+
+class ProviderBusyError(ProviderError):
+    """Our own client-side cap on the provider's concurrent tasks is reached."""
+
+    def __init__(self, provider: str, limit: int) -> None:
+        super().__init__(
+            provider,
+            f"The video service is already making {limit} videos for this bot, its maximum. "
+            "Please try again in a few minutes; nothing was charged.",
+            f"client-side cap of {limit} concurrent tasks reached",
+        )
+
+
+class UnknownProviderTaskError(ProviderError):
+    def __init__(self, provider: str, task_id: str, detail: str = "") -> None:
+        super().__init__(
+            provider,
+            "The video service no longer knows this task.",
+            detail or f"unknown task {task_id}",
+        )
+
+
+class CallbackRejectedError(Exception):
+    """A callback that is unsigned, wrongly signed, stale or malformed: it changes nothing."""

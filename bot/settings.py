@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain import EffectiveLimits, QuotaUnit
@@ -52,6 +53,8 @@ class Settings(BaseSettings):
     soravideo_base_url: str = "https://soravideo.art/api/v1"
     ulazai_api_key: SecretStr | None = None
     ulazai_base_url: str = "https://ulazai.com/api/v1"
+    openai_webhook_secret: SecretStr | None = None
+    demo_generation_seconds: float = Field(default=20.0, gt=0, le=3600)
     sora_provider: ProviderName = "demo"
 
     # Storage
@@ -80,6 +83,7 @@ class Settings(BaseSettings):
         "sora2api_api_key",
         "soravideo_api_key",
         "ulazai_api_key",
+        "openai_webhook_secret",
         mode="before",
     )
     @classmethod
@@ -112,6 +116,13 @@ class Settings(BaseSettings):
     def _ws_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("ws://", "wss://")):
             raise ValueError("must start with ws:// or wss://")
+        return value
+
+    @field_validator("openai_webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("whsec_"):
+            raise ValueError("must start with whsec_ (copy it from the OpenAI dashboard)")
         return value
 
     @field_validator("discord_token")
@@ -170,21 +181,29 @@ class Settings(BaseSettings):
         )
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(*, discord_required: bool = True, **overrides: object) -> Settings:
     """Build the settings, turning pydantic's report into one readable message.
 
     The message names each bad setting by its environment variable and never echoes
-    a value, because the value may be a secret.
+    a value, because the value may be a secret. `generate` talks to a provider only, so
+    it runs without a Discord token (an operator tries a key before inviting the bot).
     """
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigurationError(describe_validation_error(exc)) from None
+        errors = [
+            error
+            for error in exc.errors(include_input=False, include_url=False)
+            if discord_required or tuple(error["loc"]) != ("discord_token",)
+        ]
+        if errors:
+            raise ConfigurationError(describe_errors(errors)) from None
+    return Settings(discord_token="unused-without-discord", **overrides)  # type: ignore[arg-type]
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def describe_errors(errors: list[ErrorDetails]) -> str:
     lines = []
-    for error in exc.errors(include_input=False, include_url=False):
+    for error in errors:
         field, *rest = error["loc"] or ("",)
         location = str(field).upper()
         if rest and isinstance(rest[0], int):

@@ -1,0 +1,184 @@
+"""The one protocol every provider adapter implements, and the one status model they share.
+
+Each adapter speaks its provider's vocabulary on the wire and nothing else: everything
+it returns is a `ProviderStatus`, everything it raises is a `ProviderError` subclass
+(`bot.errors`), so the service, the tracker and the CLI never branch on a provider name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from bot.domain import Aspect, GenerationOptions, Mode, Quality
+from bot.errors import InvalidInputError
+
+
+class ProviderState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        match self:
+            case ProviderState.SUCCEEDED | ProviderState.FAILED:
+                return True
+            case ProviderState.QUEUED | ProviderState.RUNNING:
+                return False
+
+
+class FailureCode(StrEnum):
+    """Why a generation failed, in the bot's words (each adapter maps its own codes here)."""
+
+    CONTENT_POLICY = "content_policy"
+    INVALID_IMAGE = "invalid_image"
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+    PROVIDER_ERROR = "provider_error"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    state: ProviderState
+    progress: int | None = None  # 0-100, None when the provider does not say
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    failure_code: FailureCode | None = None
+    failure_message: str | None = None  # the provider's own words, for logs and details
+    provider_task_id: str | None = None  # set by callbacks, which name their task
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    modes: frozenset[Mode]
+    aspects: tuple[Aspect, ...]
+    durations: tuple[int, ...]
+    qualities: tuple[Quality, ...]
+    max_prompt_length: int
+    image_input: Literal["url", "upload"]
+    callbacks: bool
+    result_lifetime: timedelta | None
+    duration_selectable: bool = True  # False: the provider picks the length itself
+    max_concurrent_tasks: int | None = None
+    max_requests_per_minute: int | None = None
+    max_image_bytes: int = 10 * 1024 * 1024
+    # When the first status check is worth making, and the provider's suggested interval.
+    expected_seconds: float = 180.0
+    poll_interval_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """An image for image-to-video, read from Discord at submit time."""
+
+    data: bytes
+    content_type: Literal["image/png", "image/jpeg", "image/webp"]
+    width: int
+    height: int
+    # A URL the provider can still fetch when it gets to the job (URL providers only).
+    url: str | None = None
+
+    @property
+    def extension(self) -> str:
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[self.content_type]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    mode: Mode
+    prompt: str
+    options: GenerationOptions
+    image: ImageInput | None = None
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    provider_task_id: str
+    status: ProviderStatus = field(default_factory=lambda: ProviderStatus(ProviderState.QUEUED))
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A finished video: a public URL, or the bytes when the provider has no public link."""
+
+    url: str | None = None
+    data: bytes | None = None
+    content_type: str = "video/mp4"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedOptions:
+    """The options a provider will actually get, and what was changed to get there."""
+
+    options: GenerationOptions
+    notes: tuple[str, ...] = ()
+
+
+class VideoProvider(Protocol):
+    name: str
+    display_name: str
+    capabilities: Capabilities
+
+    async def submit(self, request: GenerationRequest) -> Submission:
+        """Create a generation. A paid call: sent at most once unless it surely never arrived."""
+        ...
+
+    async def status(self, provider_task_id: str) -> ProviderStatus: ...
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
+        """Turn a provider's callback into a status naming its task, or raise
+        `CallbackRejectedError` (unsigned, malformed, or no callbacks for this provider)."""
+        ...
+
+    async def media(self, provider_task_id: str, status: ProviderStatus) -> Media: ...
+
+
+def plan_options(
+    provider: str, capabilities: Capabilities, mode: Mode, prompt: str, options: GenerationOptions
+) -> PlannedOptions:
+    """Fit a user's request to what a provider can make, before any request is sent.
+
+    Refuses what cannot be honoured (a square video where there is none, an over-long
+    prompt), and maps a duration to the nearest one offered, saying so, because a
+    slightly longer or shorter clip is obviously what the user still wants.
+    """
+    if mode not in capabilities.modes:
+        raise InvalidInputError(f"{provider} cannot make videos from {mode.value} input.")
+    text = prompt.strip()
+    if not text:
+        raise InvalidInputError("Please describe the video you want: the prompt is empty.")
+    if len(text) > capabilities.max_prompt_length:
+        raise InvalidInputError(
+            f"That prompt is {len(text):,} characters; {provider} takes at most "
+            f"{capabilities.max_prompt_length:,}. Please shorten it."
+        )
+    if options.aspect not in capabilities.aspects:
+        offered = " or ".join(a.value for a in capabilities.aspects)
+        raise InvalidInputError(
+            f"{provider} cannot make {options.aspect.value} videos; choose {offered}."
+        )
+    if options.quality not in capabilities.qualities:
+        offered = " or ".join(q.value for q in capabilities.qualities)
+        raise InvalidInputError(f"{provider} offers {offered} quality only.")
+    notes: list[str] = []
+    duration = options.duration_seconds
+    if duration not in capabilities.durations:
+        nearest = min(capabilities.durations, key=lambda d: (abs(d - duration), -d))
+        if capabilities.duration_selectable:
+            offered = ", ".join(str(d) for d in capabilities.durations)
+            notes.append(
+                f"{provider} makes {offered} second videos, so yours will be {nearest} seconds."
+            )
+        else:
+            notes.append(f"{provider} sets the length itself: about {nearest} seconds.")
+        duration = nearest
+    planned = GenerationOptions(
+        aspect=options.aspect, duration_seconds=duration, quality=options.quality
+    )
+    return PlannedOptions(planned, tuple(notes))

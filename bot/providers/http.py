@@ -1,0 +1,313 @@
+"""Talking HTTP to a provider: retries, rate limits, and classifying every answer.
+
+Retry policy (the reason this module exists):
+- A status check is free and idempotent: 429, 5xx, gateway HTML pages, timeouts,
+  connection errors and malformed bodies are retried with exponential backoff and
+  jitter, waiting at least the provider's Retry-After.
+- Creating a task costs money. It is sent again only when it is certain the first
+  attempt never reached the provider: the connection was refused (nothing was sent)
+  or the provider answered 429 (it refused the request without creating anything).
+  A timeout, a reset connection, a 5xx or a garbled 200 may all hide a task that was
+  created, so they are reported, never retried: a duplicate paid job is worse than
+  asking the user to try again.
+Every failure leaves as a typed `ProviderError`; nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from bot.errors import (
+    InsufficientCreditsError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRefusedError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    UnknownProviderTaskError,
+)
+
+log = logging.getLogger(__name__)
+
+CONTENT_POLICY_WORDS = ("policy", "moderation", "violat", "safety", "nsfw", "inappropriate")
+EnvelopeCheck = Callable[[Any], None]
+
+
+class NotSentError(ProviderUnavailableError):
+    """The request certainly never reached the provider (connection refused)."""
+
+
+class RequestRateLimiter:
+    """A token bucket: at most `per_minute` requests a minute, bursts included."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._capacity = float(per_minute)
+        self._tokens = float(per_minute)
+        self._rate = per_minute / 60.0
+        self._updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(
+                    self._capacity, self._tokens + (now - self._updated) * self._rate
+                )
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self._rate)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def looks_like_content_policy(text: str) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in CONTENT_POLICY_WORDS)
+
+
+def describe_body(response: httpx.Response) -> str:
+    """The provider's own error words, short, from JSON or an HTML page."""
+    content_type = response.headers.get("content-type", "")
+    text = response.text.strip()
+    if "html" in content_type or text.startswith("<"):
+        return f"HTTP {response.status_code} with an HTML page (a gateway error)"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return f"HTTP {response.status_code}: {text[:200] or 'empty body'}"
+    return f"HTTP {response.status_code}: {error_text(body) or text[:200]}"
+
+
+def error_text(body: Any) -> str:
+    """Find the human-readable message in the error shapes providers use."""
+    if not isinstance(body, dict):
+        return ""
+    parts: list[str] = []
+    for key in ("message", "msg", "error", "errorMessage", "failMsg", "error_details", "detail"):
+        value = body.get(key)
+        if isinstance(value, dict):
+            value = value.get("message") or value.get("code")
+        if isinstance(value, str) and value and value not in parts:
+            parts.append(value)
+    return "; ".join(parts)[:300]
+
+
+def raise_for_code(
+    provider: str,
+    code: int,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    unknown_task_id: str | None = None,
+) -> None:
+    """Map an HTTP status, or an HTTP-like `code` in a 200 envelope, to a typed error."""
+    if 200 <= code < 300:
+        return
+    if code in (401, 403):
+        raise ProviderAuthError(provider, message)
+    if code == 402:
+        raise InsufficientCreditsError(provider, message)
+    if code == 429:
+        raise RateLimitedError(provider, retry_after, message)
+    if code == 404 and unknown_task_id is not None:
+        raise UnknownProviderTaskError(provider, unknown_task_id, message)
+    if code >= 500 or code in (404, 408, 409, 425):
+        raise ProviderUnavailableError(provider, message, retry_after)
+    raise ProviderRefusedError(
+        provider, message, content_policy=code == 422 or looks_like_content_policy(message)
+    )
+
+
+class ProviderHTTP:
+    """One provider's view of the shared `httpx.AsyncClient`."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        provider: str,
+        base_url: str,
+        auth_header: tuple[str, str],
+        requests_per_minute: int | None = None,
+        max_attempts: int = 4,
+        max_retry_seconds: float = 30.0,
+        backoff_initial: float = 0.5,
+    ) -> None:
+        self._client = client
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self._auth_header = auth_header
+        self._limiter = RequestRateLimiter(requests_per_minute) if requests_per_minute else None
+        self._max_attempts = max_attempts
+        self._max_retry_seconds = max_retry_seconds
+        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=10.0)
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        paid: bool = False,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        check: EnvelopeCheck | None = None,
+        unknown_task_id: str | None = None,
+    ) -> Any:
+        """Send, retry as the policy above allows, and return the parsed JSON body."""
+
+        async def attempt() -> Any:
+            response = await self._send(method, path, json_body, params, data, files)
+            return self._parse(response, check, unknown_task_id)
+
+        return await self._with_retries(attempt, paid=paid, what=f"{method} {path}")
+
+    async def request_bytes(self, path: str, *, params: dict[str, str] | None = None) -> bytes:
+        """GET a file (with the key when the URL is the provider's own)."""
+
+        async def attempt() -> bytes:
+            response = await self._send("GET", path, None, params, None, None)
+            if response.status_code >= 300:
+                raise_for_code(
+                    self.provider,
+                    response.status_code,
+                    describe_body(response),
+                    retry_after=retry_after_seconds(response),
+                    unknown_task_id=path,
+                )
+            return response.content
+
+        result: bytes = await self._with_retries(attempt, paid=False, what=f"GET {path}")
+        return result
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: dict[str, str] | None,
+        data: dict[str, str] | None,
+        files: dict[str, tuple[str, bytes, str]] | None,
+    ) -> httpx.Response:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        url = self.url(path)
+        own = url.startswith(self.base_url)
+        headers = {self._auth_header[0]: self._auth_header[1]} if own else {}
+        try:
+            return await self._client.request(
+                method, url, json=json_body, params=params, data=data, files=files, headers=headers
+            )
+        except httpx.ConnectError as exc:
+            raise NotSentError(self.provider, f"could not connect: {type(exc).__name__}") from None
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailableError(
+                self.provider, f"timed out ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ProviderUnavailableError(
+                self.provider, f"connection failed ({type(exc).__name__})"
+            ) from None
+
+    def _parse(
+        self, response: httpx.Response, check: EnvelopeCheck | None, unknown_task_id: str | None
+    ) -> Any:
+        retry_after = retry_after_seconds(response)
+        body: Any = None
+        parsed = False
+        try:
+            body = response.json()
+            parsed = True
+        except ValueError:
+            pass
+        if response.status_code >= 300:
+            message = error_text(body) if parsed else ""
+            raise_for_code(
+                self.provider,
+                response.status_code,
+                f"HTTP {response.status_code}: {message}" if message else describe_body(response),
+                retry_after=retry_after,
+                unknown_task_id=unknown_task_id,
+            )
+        if not parsed:
+            raise ProviderUnavailableError(
+                self.provider, f"unreadable answer ({describe_body(response)})"
+            )
+        if check is not None:
+            check(body)
+        return body
+
+    async def _with_retries(self, attempt: Callable[[], Any], *, paid: bool, what: str) -> Any:
+        def should_retry(error: BaseException) -> bool:
+            if isinstance(error, RateLimitedError):
+                return error.retry_after is None or error.retry_after <= self._max_retry_seconds
+            if paid:
+                return isinstance(error, NotSentError)
+            return isinstance(error, ProviderUnavailableError)
+
+        def wait(state: RetryCallState) -> float:
+            backoff = self._backoff(state)
+            error = state.outcome.exception() if state.outcome else None
+            hinted = getattr(error, "retry_after", None) or 0.0
+            return max(backoff, hinted)
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s %s failed (%s); retry %d in %.1fs",
+                self.provider,
+                what,
+                error,
+                state.attempt_number,
+                state.upcoming_sleep,
+            )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(should_retry),
+            wait=wait,
+            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._max_retry_seconds),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return await retrying(attempt)
+        except ProviderError:
+            raise
+        except Exception as exc:  # a bug in an adapter's check must not crash the caller
+            log.exception("%s %s: unexpected error while reading the answer", self.provider, what)
+            raise ProviderUnavailableError(self.provider, f"unexpected answer ({exc!r})") from None
