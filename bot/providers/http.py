@@ -149,6 +149,15 @@ def raise_for_code(
     )
 
 
+def _envelope_code(body: Any) -> int | None:
+    """An HTTP-like error `code` in a JSON body, which some providers set more precisely
+    than the HTTP status (a 400 whose body says 402 is out of credits)."""
+    code = body.get("code") if isinstance(body, dict) else None
+    if isinstance(code, int | str) and str(code).isdigit() and 400 <= int(code) < 600:
+        return int(code)
+    return None
+
+
 class ProviderHTTP:
     """One provider's view of the shared `httpx.AsyncClient`."""
 
@@ -171,7 +180,9 @@ class ProviderHTTP:
         self._limiter = RequestRateLimiter(requests_per_minute) if requests_per_minute else None
         self._max_attempts = max_attempts
         self._max_retry_seconds = max_retry_seconds
-        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=10.0)
+        self._backoff = wait_exponential_jitter(
+            multiplier=backoff_initial, max=10.0, jitter=backoff_initial
+        )
 
     def url(self, path: str) -> str:
         return path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
@@ -259,7 +270,7 @@ class ProviderHTTP:
             message = error_text(body) if parsed else ""
             raise_for_code(
                 self.provider,
-                response.status_code,
+                _envelope_code(body) or response.status_code,
                 f"HTTP {response.status_code}: {message}" if message else describe_body(response),
                 retry_after=retry_after,
                 unknown_task_id=unknown_task_id,
