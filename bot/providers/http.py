@@ -152,7 +152,12 @@ def raise_for_code(
 def _envelope_code(body: Any) -> int | None:
     """An HTTP-like error `code` in a JSON body, which some providers set more precisely
     than the HTTP status (a 400 whose body says 402 is out of credits)."""
-    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and error.get("code") == "insufficient_quota":
+        return 402  # OpenAI-style: a 429 that no amount of waiting fixes
+    code = body.get("code")
     if isinstance(code, int | str) and str(code).isdigit() and 400 <= int(code) < 600:
         return int(code)
     return None
