@@ -123,7 +123,9 @@ class PlannedOptions:
 class VideoProvider(Protocol):
     name: str
     display_name: str
-    capabilities: Capabilities
+
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     async def submit(self, request: GenerationRequest) -> Submission:
         """Create a generation. A paid call: sent at most once unless it surely never arrived."""

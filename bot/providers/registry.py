@@ -10,6 +10,7 @@ from bot.providers.apixo import ApixoProvider
 from bot.providers.base import Capabilities, VideoProvider
 from bot.providers.demo import DemoProvider
 from bot.providers.http import ProviderHTTP
+from bot.providers.limits import TaskCap
 from bot.providers.openai import OpenAIProvider
 from bot.providers.sora2api import Sora2ApiProvider
 from bot.providers.soravideo import SoraVideoProvider
@@ -82,5 +83,10 @@ PROVIDERS: dict[ProviderName, Factory] = {
 def build_provider(
     settings: Settings, client: httpx.AsyncClient, name: ProviderName | None = None
 ) -> VideoProvider:
-    """The adapter for `name` (default: `SORA_PROVIDER`); raises ValueError without its key."""
-    return PROVIDERS[name or settings.sora_provider](settings, client)
+    """The adapter for `name` (default: `SORA_PROVIDER`), behind its documented task cap.
+
+    Raises ValueError when the provider's key is not set.
+    """
+    provider = PROVIDERS[name or settings.sora_provider](settings, client)
+    limit = provider.capabilities.max_concurrent_tasks
+    return provider if limit is None else TaskCap(provider, limit)
