@@ -117,7 +117,7 @@ class Env:
     alice: dict[str, object]
 
 
-async def eventually(predicate: Callable[[], object], timeout: float = 5) -> None:  # noqa: ASYNC109
+async def eventually(predicate: Callable[[], object], timeout: float = 5) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():

@@ -183,7 +183,7 @@ class Receiver:
     def payloads(self) -> list[JSON]:
         return [json.loads(body) for _, body in self.got]
 
-    async def wait(self, count: int, timeout: float = 3.0) -> None:  # noqa: ASYNC109
+    async def wait(self, count: int, timeout: float = 3.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.got) < count:
             assert time.monotonic() < deadline, f"got {len(self.got)} of {count} callbacks"

@@ -60,7 +60,7 @@ async def test_apixo_with_debug_logs_writes_video_and_never_shows_the_key(tmp_pa
 
 async def test_content_policy_failure_exits_1_with_reason(tmp_path: Path) -> None:
     async with FakeSoraVideo(generation_seconds=0.2) as fake:
-        code, out, err = await run_cli(
+        code, _out, err = await run_cli(
             ["a fox #fail", "--poll-seconds", "0.1"], fake.env(), tmp_path
         )
     assert code == 1
@@ -89,7 +89,7 @@ async def test_bad_key_and_missing_key_are_configuration_errors(tmp_path: Path) 
 async def test_openai_image_upload_and_download_with_key(tmp_path: Path) -> None:
     (tmp_path / "still.png").write_bytes(make_png(640, 480))
     async with FakeOpenAI(generation_seconds=0.2) as fake:
-        code, out, err = await run_cli(
+        code, _out, err = await run_cli(
             ["animate", "--image", "still.png", "--aspect", "portrait", "--duration", "4",
              "--poll-seconds", "0.1", "--out", "v.mp4"],
             fake.env(), tmp_path,

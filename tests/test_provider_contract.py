@@ -320,7 +320,7 @@ async def receiver() -> AsyncIterator[tuple[str, list[Received]]]:
 
 async def _callbacks(got: list[Received], count: int) -> list[Received]:
     async with asyncio.timeout(5):
-        while len(got) < count:  # noqa: ASYNC110 - the receiver appends from its handler
+        while len(got) < count:
             await asyncio.sleep(0.02)
     return got
 

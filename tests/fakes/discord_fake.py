@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC109  (the wait_* helpers take `timeout` by design)
 """A loopback fake of Discord's REST API and gateway for tests.
 
 The real, unmodified discord.py client talks to it: point ``discord.http.Route.BASE`` at

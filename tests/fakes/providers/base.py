@@ -980,7 +980,7 @@ class FakeProvider:
             delivery.error = f"{type(exc).__name__}: {exc}"
             return False
 
-    async def wait_for_callbacks(self, count: int, timeout: float = 5.0) -> list[CallbackDelivery]:  # noqa: ASYNC109
+    async def wait_for_callbacks(self, count: int, timeout: float = 5.0) -> list[CallbackDelivery]:
         """Waits until ``count`` callback POSTs have completed (answered or failed)."""
         deadline = time.monotonic() + timeout
         while True:
