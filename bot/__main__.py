@@ -53,7 +53,13 @@ def secrets_of(settings: Settings) -> list[str]:
 
 async def run_bot(settings: Settings) -> int:
     store = create_store(settings.database_url)
-    bot = SoraBot(settings=settings, store=store, http_client=make_http_client())
+    http_client = make_http_client()
+    bot = SoraBot(
+        settings=settings,
+        store=store,
+        http_client=http_client,
+        provider=build_provider(settings, http_client),
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.command_tree import SoraCommandTree
+from bot.providers.base import VideoProvider
 from bot.service import SoraService
 from bot.settings import Settings
 from bot.store import Store
@@ -23,7 +24,7 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 # Extensions are loaded by name so an installed bot finds them as packages.
-EXTENSIONS: tuple[str, ...] = ("cogs.quota",)
+EXTENSIONS: tuple[str, ...] = ("cogs.quota", "cogs.video", "cogs.admin")
 
 
 def point_discord_at(settings: Settings) -> None:
@@ -46,6 +47,7 @@ class SoraBot(commands.Bot):
         settings: Settings,
         store: Store,
         http_client: httpx.AsyncClient,
+        provider: VideoProvider,
         **client_options: Any,
     ) -> None:
         """`client_options` go to discord.py as they are (tests shorten `guild_ready_timeout`)."""
@@ -64,7 +66,8 @@ class SoraBot(commands.Bot):
         self.settings = settings
         self.store = store
         self.http_client = http_client
-        self.service = SoraService(settings, store)
+        self.provider = provider
+        self.service = SoraService(settings, store, provider, http_client)
         self.sora = app_commands.Group(
             name="sora",
             description="Make Sora 2 videos from chat",

@@ -30,6 +30,15 @@ PERMISSION_NAMES = {
 }
 
 
+PUBLIC_DEFER = "sora.public_defer"
+
+
+async def defer_publicly(interaction: discord.Interaction[Any]) -> None:
+    """Show "thinking..." to the channel; `send_reply` remembers that for private errors."""
+    await interaction.response.defer(thinking=True)
+    interaction.extras[PUBLIC_DEFER] = True
+
+
 async def send_reply(
     interaction: discord.Interaction[Any],
     content: str | None = None,
@@ -39,6 +48,14 @@ async def send_reply(
 ) -> None:
     """Answer an interaction whether or not it was already acknowledged (deferred)."""
     mentions = discord.AllowedMentions(users=[interaction.user], roles=False, everyone=False)
+    if ephemeral and interaction.extras.pop(PUBLIC_DEFER, False):
+        # The public "thinking" message can't turn private: the first followup would edit it
+        # in place. Close it with a neutral line, then tell the user privately why.
+        await interaction.edit_original_response(
+            content=f"{interaction.user.mention}'s request didn't go through.",
+            embed=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
     if interaction.response.is_done():
         if embed is None:
             await interaction.followup.send(

@@ -181,3 +181,18 @@ class UnknownProviderTaskError(ProviderError):
 
 class CallbackRejectedError(Exception):
     """A callback that is unsigned, wrongly signed, stale or malformed: it changes nothing."""
+
+
+class ChannelNotAllowedError(BotError):
+    def __init__(self, allowed_channel_ids: frozenset[int]) -> None:
+        channels = ", ".join(f"<#{c}>" for c in sorted(allowed_channel_ids))
+        super().__init__(f"Videos can be made in {channels} only in this server.")
+
+
+class BotChannelPermissionError(BotError):
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(
+            "I can't deliver videos in this channel: I'm missing the "
+            + ", ".join(f"**{m}**" for m in missing)
+            + " permission. Ask a moderator to give me it, or use another channel."
+        )

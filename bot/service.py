@@ -1,17 +1,102 @@
-"""What commands ask of the bot, independent of Discord: quotas now, submissions next.
+"""What commands ask of the bot, independent of Discord: quotas, submissions, tasks.
 
-Cogs call this instead of the store so that the rules (defaults, who may see what) live
-in one place that tests can drive without Discord.
+Cogs call this instead of the store or the provider so that the rules (defaults, who
+may see what, when quota is reserved and refunded) live in one place that tests can
+drive without Discord.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from bot.domain import QuotaLimits, QuotaStatus, QuotaUnit
-from bot.errors import InvalidInputError
+import httpx
+
+from bot.domain import (
+    Aspect,
+    GenerationOptions,
+    Mode,
+    NewTask,
+    NotifyState,
+    Quality,
+    QuotaLimits,
+    QuotaStatus,
+    QuotaUnit,
+    Task,
+    TaskState,
+    TaskUpdate,
+    normalise_task_id,
+    utc_now,
+)
+from bot.errors import (
+    BotError,
+    ChannelNotAllowedError,
+    InsufficientCreditsError,
+    InvalidInputError,
+    ProviderAuthError,
+    ProviderRefusedError,
+    TaskNotFoundError,
+)
+from bot.images import sniff_image
+from bot.providers.base import (
+    FailureCode,
+    GenerationRequest,
+    ImageInput,
+    VideoProvider,
+    plan_options,
+)
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Page, Store
+
+log = logging.getLogger(__name__)
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    """What Discord tells us about an uploaded file; the bytes are fetched at submit time."""
+
+    url: str
+    filename: str
+    size: int
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    guild_id: int
+    channel_id: int
+    user_id: int
+    mode: Mode
+    prompt: str
+    aspect: Aspect | None = None
+    duration: int | None = None
+    quality: Quality | None = None
+    attachment: AttachmentRef | None = None
+    interaction_id: int | None = None
+    interaction_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    task: Task
+    notes: tuple[str, ...]
+    quota: QuotaStatus
+    expected_ready_at: datetime
+
+
+def failure_code_for(error: BotError) -> FailureCode:
+    match error:
+        case ProviderRefusedError() if error.content_policy:
+            return FailureCode.CONTENT_POLICY
+        case InvalidInputError():
+            return FailureCode.INVALID_IMAGE
+        case InsufficientCreditsError():
+            return FailureCode.INSUFFICIENT_CREDITS
+        case _:
+            return FailureCode.PROVIDER_ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +106,197 @@ class QuotaChange:
 
 
 class SoraService:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        provider: VideoProvider,
+        http_client: httpx.AsyncClient,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._settings = settings
         self._store = store
+        self.provider = provider
+        self._http = http_client
+        self._clock = clock
+
+    # Submissions
+
+    async def submit(
+        self, request: SubmitRequest, *, on_reserved: Hook | None = None
+    ) -> SubmitResult:
+        """Validate, reserve quota, call the provider, record; refund on any failure.
+
+        Everything that can be checked quickly (channel, options, the attachment's
+        declared type and size, quota) happens before `on_reserved` runs, so those
+        answers can still be private; the cog defers in `on_reserved` because reading
+        the image and the provider call may take longer than Discord's 3 seconds.
+        """
+        guild = await self._store.guild_settings(request.guild_id)
+        if guild.allowed_channel_ids and request.channel_id not in guild.allowed_channel_ids:
+            raise ChannelNotAllowedError(guild.allowed_channel_ids)
+        base = guild.default_options or GenerationOptions()
+        wanted = GenerationOptions(
+            aspect=request.aspect or base.aspect,
+            duration_seconds=request.duration or base.duration_seconds,
+            quality=request.quality or base.quality,
+        )
+        caps = self.provider.capabilities
+        planned = plan_options(
+            self.provider.display_name, caps, request.mode, request.prompt, wanted
+        )
+        if request.mode is Mode.IMAGE:
+            self._precheck_attachment(request.attachment)
+        task = await self._store.reserve(
+            NewTask(
+                guild_id=request.guild_id,
+                channel_id=request.channel_id,
+                user_id=request.user_id,
+                provider=self.provider.name,
+                mode=request.mode,
+                prompt=request.prompt.strip(),
+                options=planned.options,
+                image_url=request.attachment.url if request.attachment else None,
+                interaction_id=request.interaction_id,
+                interaction_token=request.interaction_token,
+            ),
+            self._settings.default_limits,
+        )
+        try:
+            if on_reserved is not None:
+                await on_reserved()
+            image = (
+                await self._load_image(request.attachment) if request.mode is Mode.IMAGE else None
+            )
+            submission = await self.provider.submit(
+                GenerationRequest(request.mode, task.prompt, planned.options, image=image)
+            )
+        except BotError as exc:
+            await self._abandon(task, failure_code_for(exc), str(exc))
+            if isinstance(exc, ProviderAuthError | InsufficientCreditsError):
+                log.error("provider problem for the owner: %s", exc)
+            raise
+        except BaseException as exc:
+            await self._abandon(task, FailureCode.PROVIDER_ERROR, f"internal error: {exc!r}")
+            raise
+        now = self._clock()
+        next_check = now + timedelta(seconds=caps.expected_seconds)
+        first = submission.status
+        state = TaskState.RUNNING if first.state.value == "running" else TaskState.SUBMITTED
+        task = await self._store.update_task(
+            task.id,
+            TaskUpdate(
+                state,
+                provider_task_id=submission.provider_task_id,
+                progress=first.progress,
+                next_check_at=next_check,
+            ),
+        )
+        quota = await self.quota_status(request.guild_id, request.user_id)
+        return SubmitResult(task, planned.notes, quota, next_check)
+
+    def _precheck_attachment(self, attachment: AttachmentRef | None) -> None:
+        if attachment is None:
+            raise InvalidInputError("Please attach the picture to animate.")
+        limit = self.provider.capabilities.max_image_bytes
+        if attachment.size > limit:
+            raise InvalidInputError(
+                f"That image is {attachment.size / 1_048_576:.1f} MB; the limit is "
+                f"{limit / 1_048_576:.0f} MB. Please attach a smaller picture."
+            )
+        declared = (attachment.content_type or "").split(";")[0].strip()
+        if declared and not declared.startswith("image/"):
+            raise InvalidInputError(
+                f"`{attachment.filename}` isn't a picture. Please attach a PNG, JPEG or WebP image."
+            )
+
+    async def _load_image(self, attachment: AttachmentRef | None) -> ImageInput:
+        """Read the attachment now: Discord's signed CDN link expires in about a day, and a
+        URL provider fetches it within minutes, so the fresh link is what it gets."""
+        assert attachment is not None
+        limit = self.provider.capabilities.max_image_bytes
+        try:
+            async with self._http.stream("GET", attachment.url) as response:
+                response.raise_for_status()
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data.extend(chunk)
+                    if len(data) > limit:
+                        break
+        except httpx.HTTPError:
+            raise InvalidInputError(
+                "I couldn't download that image from Discord. Please attach it again."
+            ) from None
+        info = sniff_image(bytes(data), max_bytes=limit)
+        return ImageInput(
+            data=bytes(data),
+            content_type=info.content_type,
+            width=info.width,
+            height=info.height,
+            url=attachment.url,
+        )
+
+    async def _abandon(self, task: Task, code: FailureCode, reason: str) -> None:
+        """The provider never took the job: refund once, close the task, nothing to deliver."""
+        try:
+            await self._store.refund(task.id, reason[:500])
+            await self._store.update_task(
+                task.id,
+                TaskUpdate(TaskState.FAILED, failure_code=code.value, failure_reason=reason[:500]),
+            )
+            await self._store.set_notify_state(task.id, NotifyState.POSTED)
+        except Exception:
+            log.exception("could not record the failed submission of task %s", task.id)
+
+    # Tasks
+
+    async def find_task(
+        self, guild_id: int, user_id: int, task_id: str, *, moderator: bool = False
+    ) -> Task:
+        """A task the caller may see: their own, or any in the server for a moderator.
+        Someone else's task looks exactly like a missing one, so ids cannot be probed."""
+        wanted = normalise_task_id(task_id)
+        task = await self._store.get_task(wanted) if wanted else None
+        if task is None or task.guild_id != guild_id or (task.user_id != user_id and not moderator):
+            raise TaskNotFoundError(wanted or task_id)
+        return task
+
+    async def user_tasks(
+        self, guild_id: int, user_id: int, *, page: int = 1, page_size: int = 10
+    ) -> Page:
+        return await self._store.user_tasks(guild_id, user_id, page=page, page_size=page_size)
+
+    async def set_default_options(
+        self,
+        guild_id: int,
+        *,
+        aspect: Aspect | None,
+        duration: int | None,
+        quality: Quality | None,
+    ) -> GenerationOptions:
+        current = (
+            await self._store.guild_settings(guild_id)
+        ).default_options or GenerationOptions()
+        wanted = replace(
+            current,
+            aspect=aspect or current.aspect,
+            duration_seconds=duration or current.duration_seconds,
+            quality=quality or current.quality,
+        )
+        planned = plan_options(
+            self.provider.display_name, self.provider.capabilities, Mode.TEXT, "check", wanted
+        )
+        await self._store.set_default_options(guild_id, planned.options)
+        return planned.options
+
+    async def allowed_channels(self, guild_id: int) -> frozenset[int]:
+        return (await self._store.guild_settings(guild_id)).allowed_channel_ids
+
+    async def allow_channel(self, guild_id: int, channel_id: int, actor_id: int) -> bool:
+        return await self._store.add_allowed_channel(guild_id, channel_id, actor_id)
+
+    async def disallow_channel(self, guild_id: int, channel_id: int) -> bool:
+        return await self._store.remove_allowed_channel(guild_id, channel_id)
 
     async def quota_status(self, guild_id: int, user_id: int) -> QuotaStatus:
         return await self._store.quota_status(guild_id, user_id, self._settings.default_limits)

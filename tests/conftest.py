@@ -13,6 +13,7 @@ import pytest
 
 from bot.__main__ import make_http_client
 from bot.app import SoraBot
+from bot.providers.registry import build_provider
 from bot.settings import Settings
 from bot.store import create_store
 from tests.fakes import FakeDiscord, FakeGuild
@@ -62,10 +63,12 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
 async def start_bot(settings: Settings, fake: FakeDiscord) -> tuple[SoraBot, asyncio.Task[None]]:
     """Start the bot exactly as `main` does (settings -> store -> bot) and wait for ready."""
+    http_client = make_http_client()
     bot = SoraBot(
         settings=settings,
         store=create_store(settings.database_url),
-        http_client=make_http_client(),
+        http_client=http_client,
+        provider=build_provider(settings, http_client),
         guild_ready_timeout=0.05,
     )
     runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))

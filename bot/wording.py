@@ -1,0 +1,67 @@
+"""The words users read about tasks, shared by the commands and the notifier."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain import GenerationOptions, Task, TaskState
+
+FAILURE_SENTENCES = {
+    "content_policy": "The video service refused this prompt under its content policy.",
+    "invalid_image": "The video service couldn't use the picture.",
+    "insufficient_credits": "The video service account ran out of credits.",
+    "provider_error": "The video service had a problem making this video.",
+    "expired": "It took far too long, so I stopped waiting for it.",
+}
+NEXT_STEPS = {
+    "content_policy": "Try rephrasing the prompt (no real people, brands or violence).",
+    "invalid_image": "Try another PNG, JPEG or WebP picture.",
+    "insufficient_credits": "Let a moderator know; try again later.",
+    "provider_error": "Try again in a few minutes.",
+    "expired": "Try again in a few minutes.",
+}
+
+
+def state_label(task: Task) -> str:
+    match task.state:
+        case TaskState.QUEUED:
+            return "⏳ Queued"
+        case TaskState.SUBMITTED:
+            return "📨 Waiting for the video service"
+        case TaskState.RUNNING:
+            progress = f" {task.progress}%" if task.progress is not None else ""
+            return f"🎬 Generating{progress}"
+        case TaskState.SUCCEEDED:
+            return "✅ Done"
+        case TaskState.FAILED:
+            return "❌ Failed"
+        case TaskState.EXPIRED:
+            return "⌛ Timed out"
+
+
+def failure_sentence(task: Task) -> str:
+    return FAILURE_SENTENCES.get(task.failure_code or "", FAILURE_SENTENCES["provider_error"])
+
+
+def next_step(task: Task) -> str:
+    return NEXT_STEPS.get(task.failure_code or "", NEXT_STEPS["provider_error"])
+
+
+def describe_options(options: GenerationOptions) -> str:
+    return f"{options.aspect.value} · {options.duration_seconds} s · {options.quality.value}"
+
+
+def short_prompt(prompt: str, limit: int = 60) -> str:
+    flat = " ".join(prompt.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def relative(moment: datetime) -> str:
+    return f"<t:{int(moment.timestamp())}:R>"
+
+
+def wait_phrase(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes <= 1:
+        return "about a minute" if seconds >= 45 else f"about {max(1, round(seconds))} seconds"
+    return f"about {minutes} minutes"

@@ -1,0 +1,363 @@
+"""`/sora text`, `/sora image`, `/sora status`, `/sora history`: parse, call the service, render.
+
+The option choices come from the active provider's capabilities, so the commands are
+built when the cog loads (not at import), from the provider the bot was given.
+"""
+
+# No `from __future__ import annotations`: discord.py reads these commands' annotations
+# at definition time, and some (the prompt's length limit) are built from the provider.
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.app_commands import Choice
+from discord.ext import commands
+
+from bot.app import SoraBot
+from bot.command_tree import defer_publicly, send_reply
+from bot.domain import Aspect, Mode, Quality, Task, TaskState
+from bot.errors import BotChannelPermissionError, GuildOnlyError, MissingPermissionError
+from bot.providers.base import Capabilities
+from bot.service import AttachmentRef, SubmitRequest, SubmitResult
+from bot.wording import (
+    describe_options,
+    failure_sentence,
+    next_step,
+    relative,
+    short_prompt,
+    state_label,
+    wait_phrase,
+)
+
+log = logging.getLogger(__name__)
+COLOUR = discord.Colour.from_rgb(88, 101, 242)
+HISTORY_PAGE_SIZE = 10
+DISCORD_STRING_MAX = 6000
+
+
+def _guild_id(interaction: discord.Interaction[SoraBot]) -> int:
+    if interaction.guild_id is None:
+        raise GuildOnlyError()
+    return interaction.guild_id
+
+
+def _is_moderator(interaction: discord.Interaction[SoraBot]) -> bool:
+    return interaction.permissions.manage_guild
+
+
+def _check_bot_can_deliver(interaction: discord.Interaction[SoraBot]) -> None:
+    """Results go out as the bot's own messages: make sure it may post them here."""
+    perms = interaction.app_permissions
+    needed = {
+        "View Channel": perms.view_channel,
+        "Send Messages": perms.send_messages_in_threads
+        if isinstance(interaction.channel, discord.Thread)
+        else perms.send_messages,
+        "Embed Links": perms.embed_links,
+        "Attach Files": perms.attach_files,
+    }
+    missing = [name for name, ok in needed.items() if not ok]
+    if missing:
+        raise BotChannelPermissionError(missing)
+
+
+def submission_embed(
+    result: SubmitResult, user: discord.abc.User, provider_name: str, expected: float
+) -> discord.Embed:
+    task = result.task
+    embed = discord.Embed(
+        title="🎬 Your video is on its way",
+        description=f"> {short_prompt(task.prompt, 1000)}",
+        colour=COLOUR,
+    )
+    embed.add_field(name="Options", value=describe_options(task.options), inline=True)
+    embed.add_field(name="Task", value=f"`{task.id}`", inline=True)
+    embed.add_field(
+        name="Expected",
+        value=f"{relative(result.expected_ready_at)} ({wait_phrase(expected)})",
+        inline=True,
+    )
+    quota = result.quota
+    unit = quota.limits.unit.value
+    mine = quota.user_left_today
+    embed.add_field(
+        name="Quota left today",
+        value=(
+            (f"you: **{mine}** {unit} · " if mine is not None else "")
+            + f"server: **{quota.guild_left_today}** {unit}"
+            + f" · resets {relative(quota.day_resets_at)}"
+        ),
+        inline=False,
+    )
+    for note in result.notes:
+        embed.add_field(name="Note", value=note, inline=False)
+    embed.set_author(name=user.display_name, icon_url=user.display_avatar.url)
+    embed.set_footer(text=f"{provider_name} · I'll post it here when it's ready.")
+    return embed
+
+
+def task_embed(task: Task) -> discord.Embed:
+    embed = discord.Embed(
+        title=f"Task {task.id} · {state_label(task)}",
+        description=f"> {short_prompt(task.prompt, 1000)}",
+        colour=COLOUR,
+    )
+    embed.add_field(name="Mode", value=task.mode.value, inline=True)
+    embed.add_field(name="Options", value=describe_options(task.options), inline=True)
+    embed.add_field(name="Requested by", value=f"<@{task.user_id}>", inline=True)
+    embed.add_field(name="Started", value=relative(task.created_at), inline=True)
+    if task.completed_at is not None:
+        embed.add_field(name="Finished", value=relative(task.completed_at), inline=True)
+    if task.state is TaskState.SUCCEEDED and task.result_url:
+        embed.add_field(name="Video", value=f"[Open the video]({task.result_url})", inline=False)
+    if task.state in (TaskState.FAILED, TaskState.EXPIRED):
+        embed.add_field(
+            name="What happened",
+            value=f"{failure_sentence(task)} Your quota was refunded. {next_step(task)}",
+            inline=False,
+        )
+    return embed
+
+
+def task_line(task: Task) -> str:
+    return (
+        f"`{task.id}` {state_label(task)} · {short_prompt(task.prompt, 50)} · "
+        f"{relative(task.created_at)}"
+    )
+
+
+class VideoCog(commands.Cog):
+    def __init__(self, bot: SoraBot) -> None:
+        self.bot = bot
+        self._names: list[str] = []
+
+    async def cog_load(self) -> None:
+        caps = self.bot.provider.capabilities
+        built = [self._text(caps), self._status(), self._history()]
+        if Mode.IMAGE in caps.modes:
+            built.insert(1, self._image(caps))
+        for command in built:
+            self.bot.sora.add_command(command)
+            self._names.append(command.name)
+
+    async def cog_unload(self) -> None:
+        for name in self._names:
+            self.bot.sora.remove_command(name)
+
+    # /sora text and /sora image
+
+    async def _submit(
+        self,
+        interaction: discord.Interaction[SoraBot],
+        mode: Mode,
+        prompt: str,
+        aspect: Choice[str] | None,
+        duration: Choice[int] | None,
+        quality: Choice[str] | None,
+        attachment: discord.Attachment | None = None,
+    ) -> None:
+        guild_id = _guild_id(interaction)
+        _check_bot_can_deliver(interaction)
+        request = SubmitRequest(
+            guild_id=guild_id,
+            channel_id=interaction.channel_id or 0,
+            user_id=interaction.user.id,
+            mode=mode,
+            prompt=prompt,
+            aspect=None if aspect is None else Aspect(aspect.value),
+            duration=None if duration is None else duration.value,
+            quality=None if quality is None else Quality(quality.value),
+            attachment=None
+            if attachment is None
+            else AttachmentRef(
+                url=attachment.url,
+                filename=attachment.filename,
+                size=attachment.size,
+                content_type=attachment.content_type,
+            ),
+            interaction_id=interaction.id,
+            interaction_token=interaction.token,
+        )
+        result = await self.bot.service.submit(
+            request, on_reserved=lambda: defer_publicly(interaction)
+        )
+        provider = self.bot.provider
+        embed = submission_embed(
+            result, interaction.user, provider.display_name, provider.capabilities.expected_seconds
+        )
+        await interaction.followup.send(
+            content=interaction.user.mention,
+            embed=embed,
+            allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
+        )
+        interaction.extras.pop("sora.public_defer", None)
+
+    def _option_choices(
+        self, caps: Capabilities
+    ) -> tuple[list[Choice[str]], list[Choice[int]], list[Choice[str]]]:
+        aspects = [Choice(name=a.value, value=a.value) for a in caps.aspects]
+        if caps.duration_selectable:
+            durations = [Choice(name=f"{d} seconds", value=d) for d in caps.durations]
+        else:
+            durations = [
+                Choice(name=f"about {d} seconds (set by the provider)", value=d)
+                for d in caps.durations
+            ]
+        qualities = [Choice(name=q.value, value=q.value) for q in caps.qualities]
+        return aspects, durations, qualities
+
+    def _text(self, caps: Capabilities) -> app_commands.Command:  # type: ignore[type-arg]
+        aspects, durations, qualities = self._option_choices(caps)
+        limit = min(caps.max_prompt_length, DISCORD_STRING_MAX)
+        cog = self
+
+        @app_commands.command(name="text", description="Make a video from a text prompt")
+        @app_commands.describe(
+            prompt="What the video should show",
+            aspect="Shape of the video",
+            duration="Length of the video",
+            quality="standard is faster; high looks better",
+        )
+        @app_commands.choices(aspect=aspects, quality=qualities)
+        @app_commands.choices(duration=durations)
+        async def text(
+            interaction: discord.Interaction[SoraBot],
+            prompt: app_commands.Range[str, 1, limit],
+            aspect: Choice[str] | None = None,
+            duration: Choice[int] | None = None,
+            quality: Choice[str] | None = None,
+        ) -> None:
+            await cog._submit(interaction, Mode.TEXT, prompt, aspect, duration, quality)
+
+        return text
+
+    def _image(self, caps: Capabilities) -> app_commands.Command:  # type: ignore[type-arg]
+        aspects, durations, qualities = self._option_choices(caps)
+        limit = min(caps.max_prompt_length, DISCORD_STRING_MAX)
+        cog = self
+
+        @app_commands.command(name="image", description="Bring a picture to life")
+        @app_commands.describe(
+            image="A PNG, JPEG or WebP picture to start from",
+            prompt="What should happen in the video",
+            aspect="Shape of the video",
+            duration="Length of the video",
+            quality="standard is faster; high looks better",
+        )
+        @app_commands.choices(aspect=aspects, quality=qualities)
+        @app_commands.choices(duration=durations)
+        async def image(
+            interaction: discord.Interaction[SoraBot],
+            image: discord.Attachment,
+            prompt: app_commands.Range[str, 1, limit],
+            aspect: Choice[str] | None = None,
+            duration: Choice[int] | None = None,
+            quality: Choice[str] | None = None,
+        ) -> None:
+            await cog._submit(interaction, Mode.IMAGE, prompt, aspect, duration, quality, image)
+
+        return image
+
+    # /sora status
+
+    def _status(self) -> app_commands.Command:  # type: ignore[type-arg]
+        cog = self
+
+        async def complete_task(
+            interaction: discord.Interaction[SoraBot], current: str
+        ) -> list[Choice[str]]:
+            if interaction.guild_id is None:
+                return []
+            page = await cog.bot.service.user_tasks(
+                interaction.guild_id, interaction.user.id, page=1, page_size=25
+            )
+            typed = current.strip().lower()
+            choices = []
+            for task in page.tasks:
+                name = f"{task.id} · {state_label(task)} · {short_prompt(task.prompt, 50)}"
+                if typed and typed not in name.lower():
+                    continue
+                choices.append(Choice(name=name[:100], value=task.id))
+            return choices[:25]
+
+        @app_commands.command(name="status", description="Your videos in progress, or one task")
+        @app_commands.describe(task="A task id (like K7M3QX); leave empty to list yours")
+        @app_commands.autocomplete(task=complete_task)
+        async def status(
+            interaction: discord.Interaction[SoraBot], task: str | None = None
+        ) -> None:
+            guild_id = _guild_id(interaction)
+            service = cog.bot.service
+            if task:
+                found = await service.find_task(
+                    guild_id, interaction.user.id, task, moderator=_is_moderator(interaction)
+                )
+                await send_reply(interaction, embed=task_embed(found))
+                return
+            page = await service.user_tasks(guild_id, interaction.user.id, page=1, page_size=10)
+            embed = discord.Embed(title="Your videos", colour=COLOUR)
+            active = [t for t in page.tasks if not t.state.is_terminal]
+            recent = [t for t in page.tasks if t.state.is_terminal]
+            if not page.tasks:
+                embed.description = "You haven't made any videos here yet. Try `/sora text`."
+            else:
+                embed.add_field(
+                    name="In progress",
+                    value="\n".join(task_line(t) for t in active) or "nothing right now",
+                    inline=False,
+                )
+                if recent:
+                    embed.add_field(
+                        name="Recent",
+                        value="\n".join(task_line(t) for t in recent[:5]),
+                        inline=False,
+                    )
+                embed.set_footer(text="/sora status <task> for details · /sora history for all")
+            await send_reply(interaction, embed=embed)
+
+        return status
+
+    # /sora history
+
+    def _history(self) -> app_commands.Command:  # type: ignore[type-arg]
+        cog = self
+
+        @app_commands.command(
+            name="history", description="Videos made in this server, page by page"
+        )
+        @app_commands.describe(
+            user="Whose history (moderators may pick anyone; default: yours)",
+            page="Page number (10 videos a page)",
+        )
+        async def history(
+            interaction: discord.Interaction[SoraBot],
+            user: discord.Member | discord.User | None = None,
+            page: app_commands.Range[int, 1, 10_000] = 1,
+        ) -> None:
+            guild_id = _guild_id(interaction)
+            target = user or interaction.user
+            if target.id != interaction.user.id and not _is_moderator(interaction):
+                raise MissingPermissionError()
+            result = await cog.bot.service.user_tasks(
+                guild_id, target.id, page=page, page_size=HISTORY_PAGE_SIZE
+            )
+            whose = "Your" if target.id == interaction.user.id else f"{target.display_name}'s"
+            embed = discord.Embed(title=f"{whose} videos", colour=COLOUR)
+            if result.total == 0:
+                embed.description = "No videos yet."
+            elif not result.tasks:
+                embed.description = f"There are only {result.pages} page(s)."
+            else:
+                embed.description = "\n".join(task_line(t) for t in result.tasks)
+            embed.set_footer(
+                text=f"Page {min(page, result.pages)} of {result.pages} · {result.total} video(s)"
+            )
+            await send_reply(interaction, embed=embed)
+
+        return history
+
+
+async def setup(bot: commands.Bot) -> None:
+    assert isinstance(bot, SoraBot)
+    await bot.add_cog(VideoCog(bot))
