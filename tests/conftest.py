@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,16 +90,26 @@ async def stop_bot(bot: SoraBot, runner: asyncio.Task[None]) -> None:
     await asyncio.wait_for(runner, timeout=10)
 
 
-@pytest.fixture
-async def world(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterator[BotWorld]:
-    guild = fake_discord.add_guild("Video Makers")
-    member = fake_discord.add_user("alice")
-    moderator = fake_discord.add_user("mod")
+@contextlib.asynccontextmanager
+async def running_world(
+    fake: FakeDiscord, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[BotWorld]:
+    """A guild with a member and a moderator, and the bot running against `fake`."""
+    guild = fake.add_guild("Video Makers")
+    member = fake.add_user("alice")
+    moderator = fake.add_user("mod")
     guild.add_member(member)
     guild.add_member(moderator)
-    settings = make_settings(fake_discord, tmp_path, discord_guild_ids=[guild.id])
-    bot, runner = await start_bot(settings, fake_discord)
+    settings = make_settings(fake, tmp_path, discord_guild_ids=[guild.id], **overrides)
+    bot, runner = await start_bot(settings, fake)
     try:
-        yield BotWorld(fake_discord, bot, guild, member, moderator, settings)
+        yield BotWorld(fake, bot, guild, member, moderator, settings)
     finally:
         await stop_bot(bot, runner)
+
+
+@pytest.fixture
+async def world(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterator[BotWorld]:
+    # Demo videos take a minute here: commands see them in progress.
+    async with running_world(fake_discord, tmp_path, demo_generation_seconds=60) as world:
+        yield world
