@@ -7,6 +7,7 @@ Built by `main` (or a test) with its settings, store and HTTP client already mad
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import discord
@@ -16,10 +17,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.command_tree import SoraCommandTree
+from bot.metrics import Metrics
+from bot.notifier import Notifier
 from bot.providers.base import VideoProvider
+from bot.schedule import Schedule
 from bot.service import SoraService
 from bot.settings import Settings
 from bot.store import Store
+from bot.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,31 @@ class SoraBot(commands.Bot):
         self.store = store
         self.http_client = http_client
         self.provider = provider
-        self.service = SoraService(settings, store, provider, http_client)
+        self.metrics = Metrics()
+        callbacks = bool(settings.webhook_public_url) and provider.capabilities.callbacks
+        self.schedule = Schedule.for_provider(
+            provider.capabilities,
+            first_delay=settings.poll_first_delay_seconds,
+            interval=settings.poll_interval_seconds,
+            callbacks=callbacks,
+        )
+        self.service = SoraService(settings, store, provider, http_client, self.schedule)
+        self.notifier = Notifier(
+            client=self,
+            store=store,
+            provider=provider,
+            http_client=http_client,
+            metrics=self.metrics,
+        )
+        self.tracker = Tracker(
+            store=store,
+            provider=provider,
+            deliverer=self.notifier,
+            schedule=self.schedule,
+            max_age=timedelta(minutes=settings.task_max_age_minutes),
+            concurrency=settings.tracker_concurrency,
+            metrics=self.metrics,
+        )
         self.sora = app_commands.Group(
             name="sora",
             description="Make Sora 2 videos from chat",
@@ -86,6 +115,7 @@ class SoraBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
+        await self.tracker.start()
 
     async def sync_commands(self) -> None:
         guild_ids = self.settings.discord_guild_ids
@@ -114,6 +144,7 @@ class SoraBot(commands.Bot):
 
     async def close(self) -> None:
         try:
+            await self.tracker.stop()
             await super().close()
         finally:
             await self.store.close()

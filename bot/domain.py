@@ -86,6 +86,7 @@ class NotifyState(StrEnum):
     """How far delivering a task's outcome to Discord has got."""
 
     PENDING = "pending"
+    POSTING = "posting"  # a post was attempted: on restart, look before posting again
     POSTED = "posted"
     DIRECT_MESSAGED = "direct_messaged"
     UNDELIVERABLE = "undeliverable"  # kept for /sora status
@@ -133,6 +134,7 @@ class NewTask:
     image_url: str | None = None
     interaction_id: int | None = None
     interaction_token: str | None = None
+    upload_limit: int | None = None  # bytes, as Discord reported for the channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,7 @@ class Task:
     notify_state: NotifyState = NotifyState.PENDING
     result_message_id: int | None = None
     callback_token: str | None = None
+    upload_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

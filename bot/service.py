@@ -47,6 +47,7 @@ from bot.providers.base import (
     VideoProvider,
     plan_options,
 )
+from bot.schedule import Schedule
 from bot.settings import Settings
 from bot.store import Page, Store
 
@@ -77,6 +78,7 @@ class SubmitRequest:
     attachment: AttachmentRef | None = None
     interaction_id: int | None = None
     interaction_token: str | None = None
+    upload_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +114,23 @@ class SoraService:
         store: Store,
         provider: VideoProvider,
         http_client: httpx.AsyncClient,
+        schedule: Schedule,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settings = settings
         self._store = store
         self.provider = provider
         self._http = http_client
+        self._schedule = schedule
         self._clock = clock
+        # Per-task callback URLs, when providers can reach the bot's listener.
+        self._callback_base = (
+            f"{settings.webhook_public_url}/callbacks"
+            if settings.webhook_public_url
+            and provider.capabilities.callbacks
+            and provider.name != "openai"  # OpenAI webhooks are set per project, not per task
+            else None
+        )
 
     # Submissions
 
@@ -159,6 +171,7 @@ class SoraService:
                 image_url=request.attachment.url if request.attachment else None,
                 interaction_id=request.interaction_id,
                 interaction_token=request.interaction_token,
+                upload_limit=request.upload_limit,
             ),
             self._settings.default_limits,
         )
@@ -168,8 +181,13 @@ class SoraService:
             image = (
                 await self._load_image(request.attachment) if request.mode is Mode.IMAGE else None
             )
+            callback = (
+                f"{self._callback_base}/{task.callback_token}" if self._callback_base else None
+            )
             submission = await self.provider.submit(
-                GenerationRequest(request.mode, task.prompt, planned.options, image=image)
+                GenerationRequest(
+                    request.mode, task.prompt, planned.options, image=image, callback_url=callback
+                )
             )
         except BotError as exc:
             await self._abandon(task, failure_code_for(exc), str(exc))
@@ -180,7 +198,8 @@ class SoraService:
             await self._abandon(task, FailureCode.PROVIDER_ERROR, f"internal error: {exc!r}")
             raise
         now = self._clock()
-        next_check = now + timedelta(seconds=caps.expected_seconds)
+        next_check = now + timedelta(seconds=self._schedule.first_delay)
+        expected_ready = now + timedelta(seconds=caps.expected_seconds)
         first = submission.status
         state = TaskState.RUNNING if first.state.value == "running" else TaskState.SUBMITTED
         task = await self._store.update_task(
@@ -193,7 +212,7 @@ class SoraService:
             ),
         )
         quota = await self.quota_status(request.guild_id, request.user_id)
-        return SubmitResult(task, planned.notes, quota, next_check)
+        return SubmitResult(task, planned.notes, quota, expected_ready)
 
     def _precheck_attachment(self, attachment: AttachmentRef | None) -> None:
         if attachment is None:

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     default_user_daily_quota: int | None = Field(default=5, ge=0)
     default_quota_unit: QuotaUnit = QuotaUnit.VIDEOS
 
+    # Delivery: following tasks to the end
+    poll_first_delay_seconds: float | None = Field(default=None, gt=0)
+    poll_interval_seconds: float | None = Field(default=None, gt=0)
+    task_max_age_minutes: float = Field(default=60.0, gt=0)
+    tracker_concurrency: int = Field(default=16, ge=1, le=1000)
+    webhook_listen: str | None = None
+    webhook_public_url: str | None = None
+
     log_level: LogLevel = "INFO"
 
     @field_validator("discord_guild_ids", mode="before")
@@ -84,6 +92,10 @@ class Settings(BaseSettings):
         "soravideo_api_key",
         "ulazai_api_key",
         "openai_webhook_secret",
+        "webhook_listen",
+        "webhook_public_url",
+        "poll_first_delay_seconds",
+        "poll_interval_seconds",
         mode="before",
     )
     @classmethod
@@ -117,6 +129,30 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("ws://", "wss://")):
             raise ValueError("must start with ws:// or wss://")
         return value
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 0.0.0.0:8080")
+        return value
+
+    @field_validator("webhook_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return None if value is None else value.rstrip("/")
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        if self.webhook_listen is None:
+            return None
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @field_validator("openai_webhook_secret")
     @classmethod

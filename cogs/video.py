@@ -178,10 +178,12 @@ class VideoCog(commands.Cog):
             ),
             interaction_id=interaction.id,
             interaction_token=interaction.token,
+            upload_limit=interaction.filesize_limit,
         )
         result = await self.bot.service.submit(
             request, on_reserved=lambda: defer_publicly(interaction)
         )
+        self.bot.notifier.remember(result.task.id, interaction)
         provider = self.bot.provider
         embed = submission_embed(
             result, interaction.user, provider.display_name, provider.capabilities.expected_seconds

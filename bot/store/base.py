@@ -124,6 +124,28 @@ class Store(ABC):
         concurrent poller does not claim them too (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
 
     @abstractmethod
+    async def set_next_check(self, task_id: str, at: datetime) -> None:
+        """Move an unfinished task's next check; a finished task is left alone."""
+
+    @abstractmethod
+    async def task_by_callback_token(self, token: str) -> Task | None: ...
+
+    @abstractmethod
+    async def task_by_provider_id(self, provider: str, provider_task_id: str) -> Task | None: ...
+
+    @abstractmethod
+    async def unfinished_tasks(self, provider: str | None = None) -> list[Task]:
+        """Every task not yet in a final state (a restart resumes all of them)."""
+
+    @abstractmethod
+    async def undelivered_tasks(self) -> list[Task]:
+        """Final tasks whose outcome has not reached Discord yet."""
+
+    @abstractmethod
+    async def task_counts(self) -> dict[str, int]:
+        """Tasks by state, for metrics."""
+
+    @abstractmethod
     async def set_notify_state(
         self, task_id: str, state: NotifyState, message_id: int | None = None
     ) -> None: ...

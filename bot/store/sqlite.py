@@ -138,6 +138,7 @@ def _task(row: sqlite3.Row) -> Task:
         notify_state=NotifyState(row["notify_state"]),
         result_message_id=row["result_message_id"],
         callback_token=row["callback_token"],
+        upload_limit=row["upload_limit"],
     )
 
 
@@ -441,8 +442,9 @@ class SqliteStore(Store):
                 await db.execute(
                     "INSERT INTO tasks (id, guild_id, channel_id, user_id, interaction_id,"
                     " interaction_token, provider, mode, options_json, prompt, image_url, state,"
-                    " cost_videos, cost_seconds, created_at, updated_at, callback_token)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 1, ?, ?, ?, ?)",
+                    " cost_videos, cost_seconds, created_at, updated_at, callback_token,"
+                    " upload_limit)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?)",
                     (
                         task_id,
                         new.guild_id,
@@ -459,6 +461,7 @@ class SqliteStore(Store):
                         _ts(now),
                         _ts(now),
                         secrets.token_urlsafe(24),
+                        new.upload_limit,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -625,6 +628,49 @@ class SqliteStore(Store):
                 (lease_until, _ts(now), limit),
             )
         return [_task(r) for r in rows]
+
+    async def set_next_check(self, task_id: str, at: datetime) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE tasks SET next_check_at = ? WHERE id = ?"
+                " AND state IN ('queued', 'submitted', 'running')",
+                (_ts(at), task_id),
+            )
+
+    async def task_by_callback_token(self, token: str) -> Task | None:
+        row = await self._one("SELECT * FROM tasks WHERE callback_token = ?", (token,))
+        return None if row is None else _task(row)
+
+    async def task_by_provider_id(self, provider: str, provider_task_id: str) -> Task | None:
+        row = await self._one(
+            "SELECT * FROM tasks WHERE provider = ? AND provider_task_id = ?",
+            (provider, provider_task_id),
+        )
+        return None if row is None else _task(row)
+
+    async def unfinished_tasks(self, provider: str | None = None) -> list[Task]:
+        sql = "SELECT * FROM tasks WHERE state IN ('queued', 'submitted', 'running')"
+        params: tuple[Any, ...] = ()
+        if provider is not None:
+            sql += " AND provider = ?"
+            params = (provider,)
+        async with self._lock:
+            rows = await _all(self._conn, sql + " ORDER BY created_at", params)
+        return [_task(r) for r in rows]
+
+    async def undelivered_tasks(self) -> list[Task]:
+        async with self._lock:
+            rows = await _all(
+                self._conn,
+                "SELECT * FROM tasks WHERE state IN ('succeeded', 'failed', 'expired')"
+                " AND notify_state IN ('pending', 'posting') ORDER BY completed_at",
+            )
+        return [_task(r) for r in rows]
+
+    async def task_counts(self) -> dict[str, int]:
+        async with self._lock:
+            rows = await _all(self._conn, "SELECT state, COUNT(*) FROM tasks GROUP BY state")
+        return {row[0]: int(row[1]) for row in rows}
 
     async def set_notify_state(
         self, task_id: str, state: NotifyState, message_id: int | None = None

@@ -48,7 +48,8 @@ CREATE TABLE tasks (
     completed_at       TEXT,
     next_check_at      TEXT,
     notify_state       TEXT NOT NULL DEFAULT 'pending' CHECK (notify_state IN
-                         ('pending', 'posted', 'direct_messaged', 'undeliverable')),
+                         ('pending', 'posting', 'posted', 'direct_messaged', 'undeliverable')),
+    upload_limit       INTEGER,
     result_message_id  INTEGER,
     callback_token     TEXT UNIQUE
 );

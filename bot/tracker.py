@@ -1,0 +1,340 @@
+"""Follows every unfinished task to its end: polls as a safety net, applies callbacks.
+
+The schedule lives in the store (`next_check_at`), so a bot killed at any moment picks
+every unfinished task up again when it starts. Each cycle claims the tasks that are
+due, checks them with bounded concurrency and a timeout each, and writes the next check
+time. Every cycle catches, logs and goes on; a supervisor restarts the loop if it ever
+dies, so one bad task or a database hiccup never stops the others.
+
+Finishing a task is ordered for crash safety: record the final state, settle the quota
+(charge or refund: idempotent in the ledger), then deliver. On start, final tasks that
+were not delivered are settled and delivered again; settling twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.domain import NotifyState, Task, TaskState, TaskUpdate, utc_now
+from bot.errors import (
+    IllegalTransitionError,
+    ProviderError,
+    RateLimitedError,
+    UnknownProviderTaskError,
+)
+from bot.metrics import Metrics
+from bot.providers.base import (
+    FailureCode,
+    ProviderState,
+    ProviderStatus,
+    VideoProvider,
+)
+from bot.schedule import Schedule
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.2  # how often due tasks are claimed
+CLAIM_BATCH = 500
+CHECK_TIMEOUT_SECONDS = 45.0
+QUEUED_GRACE_SECONDS = 300.0  # a task reserved but never sent this long ago was lost in a crash
+MAX_BACKOFF_SECONDS = 300.0
+REDELIVER_EVERY = timedelta(seconds=30)
+
+
+class Deliverer(Protocol):
+    async def deliver(self, task: Task) -> None: ...
+
+    async def progress(self, task: Task) -> None: ...
+
+
+class Tracker:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        provider: VideoProvider,
+        deliverer: Deliverer,
+        schedule: Schedule,
+        max_age: timedelta,
+        concurrency: int = 16,
+        metrics: Metrics | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._deliverer = deliverer
+        self.schedule = schedule
+        self._max_age = max_age
+        self._slots = asyncio.Semaphore(concurrency)
+        self._metrics = metrics or Metrics()
+        self._clock = clock
+        self._errors: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self._checks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._next_redelivery = clock() + REDELIVER_EVERY
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        await self.recover()
+        self._runner = asyncio.create_task(self._supervise(), name="tracker")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for check in list(self._checks):
+            check.cancel()
+        if self._checks:
+            await asyncio.gather(*self._checks, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def recover(self) -> None:
+        """After a restart: re-arm the provider's task cap, close tasks lost between
+        reservation and submission, and deliver what finished but was not posted."""
+        unfinished = await self._store.unfinished_tasks(self._provider.name)
+        restore = getattr(self._provider, "restore", None)
+        if callable(restore):
+            restore(t.provider_task_id for t in unfinished if t.provider_task_id)
+        now = self._clock()
+        for task in unfinished:
+            if task.provider_task_id is None and task.state is TaskState.QUEUED:
+                age = (now - task.created_at).total_seconds()
+                if age > QUEUED_GRACE_SECONDS:
+                    # The bot stopped between reserving and submitting: the provider never
+                    # answered, so there is nothing to follow. Refund and say so.
+                    await self._finish(
+                        task,
+                        TaskUpdate(
+                            TaskState.FAILED,
+                            failure_code=FailureCode.PROVIDER_ERROR.value,
+                            failure_reason="the bot restarted before the video service answered",
+                        ),
+                    )
+            elif task.next_check_at is None:
+                await self._reschedule(task, now)
+        for task in await self._store.undelivered_tasks():
+            await self._settle_and_deliver(task)
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tracker loop crashed; restarting it in a second")
+                self._metrics.loop_restarts.inc()
+                await asyncio.sleep(1)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tracker cycle failed; trying again next cycle")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+
+    async def run_once(self) -> int:
+        """Claim due tasks and start their checks; returns how many were claimed."""
+        now = self._clock()
+        if now >= self._next_redelivery:
+            # Posts that failed (Discord down, a crash mid-post) are tried again.
+            self._next_redelivery = now + REDELIVER_EVERY
+            for task in await self._store.undelivered_tasks():
+                await self._settle_and_deliver(task)
+        lease = CHECK_TIMEOUT_SECONDS * 2
+        due = await self._store.claim_due_tasks(now, CLAIM_BATCH, lease)
+        for task in due:
+            check = asyncio.create_task(self._check(task), name=f"check-{task.id}")
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
+        return len(due)
+
+    async def drain(self) -> None:
+        """Wait for the checks already started (tests and benchmarks)."""
+        while self._checks:
+            await asyncio.gather(*list(self._checks), return_exceptions=True)
+
+    # One task
+
+    async def _check(self, task: Task) -> None:
+        try:
+            async with self._slots:
+                await self._check_now(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("checking task %s failed; will try again", task.id)
+            with contextlib.suppress(Exception):
+                await self._reschedule(task, self._clock(), error=True)
+
+    async def _check_now(self, task: Task) -> None:
+        now = self._clock()
+        if now - task.created_at > self._max_age:
+            await self._finish(
+                task,
+                TaskUpdate(
+                    TaskState.EXPIRED,
+                    failure_code=FailureCode.EXPIRED.value,
+                    failure_reason=f"not finished after {self._max_age}",
+                ),
+            )
+            return
+        if task.provider_task_id is None:
+            await self._reschedule(task, now)
+            return
+        try:
+            status = await asyncio.wait_for(
+                self._provider.status(task.provider_task_id), CHECK_TIMEOUT_SECONDS
+            )
+        except RateLimitedError as exc:
+            self._metrics.provider_requests.labels(result="rate_limited").inc()
+            await self._reschedule(task, now, error=True, at_least=exc.retry_after)
+            return
+        except UnknownProviderTaskError as exc:
+            self._metrics.provider_requests.labels(result="unknown_task").inc()
+            if (now - task.created_at).total_seconds() < 120:
+                await self._reschedule(task, now, error=True)  # not listed yet, just created
+                return
+            await self._finish(
+                task,
+                TaskUpdate(
+                    TaskState.FAILED,
+                    failure_code=FailureCode.PROVIDER_ERROR.value,
+                    failure_reason=exc.detail,
+                ),
+            )
+            return
+        except (ProviderError, TimeoutError) as exc:
+            self._metrics.provider_requests.labels(result="error").inc()
+            log.warning("status of task %s: %s", task.id, exc)
+            await self._reschedule(task, now, error=True)
+            return
+        self._metrics.provider_requests.labels(result="ok").inc()
+        self._errors.pop(task.id, None)
+        await self.apply(task.id, status)
+
+    async def apply(self, task_id: str, status: ProviderStatus) -> Task | None:
+        """Record what a poll or a callback said. Late, duplicated and out-of-order
+        reports change nothing: a final task stays final, and states never go back."""
+        lock = self._locks.setdefault(task_id, asyncio.Lock())
+        try:
+            async with lock:
+                task = await self._store.get_task(task_id)
+                if task is None or task.state.is_terminal:
+                    return task
+                now = self._clock()
+                match status.state:
+                    case ProviderState.QUEUED | ProviderState.RUNNING:
+                        state = (
+                            TaskState.RUNNING
+                            if status.state is ProviderState.RUNNING
+                            else task.state
+                        )
+                        if state is TaskState.QUEUED:
+                            state = TaskState.SUBMITTED
+                        elapsed = (now - task.created_at).total_seconds()
+                        delay = self.schedule.next_delay(elapsed, status.progress)
+                        progress = status.progress
+                        if progress is not None and task.progress is not None:
+                            progress = max(progress, task.progress)
+                        updated = await self._store.update_task(
+                            task.id,
+                            TaskUpdate(
+                                state,
+                                progress=progress,
+                                next_check_at=now + timedelta(seconds=delay),
+                            ),
+                        )
+                        if updated.progress != task.progress or updated.state != task.state:
+                            await self._safely(self._deliverer.progress(updated))
+                        return updated
+                    case ProviderState.SUCCEEDED:
+                        return await self._finish(
+                            task,
+                            TaskUpdate(
+                                TaskState.SUCCEEDED,
+                                result_url=status.video_url,
+                                thumbnail_url=status.thumbnail_url,
+                            ),
+                        )
+                    case ProviderState.FAILED:
+                        code = status.failure_code or FailureCode.PROVIDER_ERROR
+                        return await self._finish(
+                            task,
+                            TaskUpdate(
+                                TaskState.FAILED,
+                                failure_code=code.value,
+                                failure_reason=(status.failure_message or code.value)[:500],
+                            ),
+                        )
+        finally:
+            if not lock.locked():
+                self._locks.pop(task_id, None)
+
+    async def _finish(self, task: Task, update: TaskUpdate) -> Task:
+        try:
+            finished = await self._store.update_task(task.id, update)
+        except IllegalTransitionError:
+            current = await self._store.get_task(task.id)
+            assert current is not None
+            return current
+        self._errors.pop(task.id, None)
+        started = task.created_at
+        if finished.completed_at is not None:
+            self._metrics.task_seconds.observe((finished.completed_at - started).total_seconds())
+        await self._settle_and_deliver(finished)
+        return finished
+
+    async def _settle_and_deliver(self, task: Task) -> None:
+        match task.state:
+            case TaskState.SUCCEEDED:
+                await self._store.charge(task.id)
+            case TaskState.FAILED | TaskState.EXPIRED:
+                await self._store.refund(task.id, task.failure_reason or "failed")
+            case TaskState.QUEUED | TaskState.SUBMITTED | TaskState.RUNNING:
+                return
+        if task.notify_state in (NotifyState.PENDING, NotifyState.POSTING):
+            await self._safely(self._deliverer.deliver(task))
+
+    async def _safely(self, work: object) -> None:
+        try:
+            await work  # type: ignore[misc]
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("posting to Discord failed; it will be retried")
+            self._metrics.discord_failures.inc()
+
+    async def _reschedule(
+        self, task: Task, now: datetime, *, error: bool = False, at_least: float | None = None
+    ) -> None:
+        if error:
+            count = self._errors.get(task.id, 0) + 1
+            self._errors[task.id] = count
+            backoff = min(MAX_BACKOFF_SECONDS, self.schedule.interval * 2**count)
+            delay = backoff * random.uniform(0.8, 1.2)
+        else:
+            elapsed = (now - task.created_at).total_seconds()
+            delay = self.schedule.next_delay(elapsed, task.progress)
+        if at_least is not None:
+            delay = max(delay, at_least)
+        await self._store.set_next_check(task.id, now + timedelta(seconds=delay))
