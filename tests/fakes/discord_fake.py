@@ -1958,6 +1958,7 @@ class FakeDiscord:
             ),
             ("GET", f"/channels/{sf.format('channel')}", self._r_get_channel, True),
             ("POST", f"/channels/{sf.format('channel')}/messages", self._r_create_message, True),
+            ("GET", f"/channels/{sf.format('channel')}/messages", self._r_channel_history, True),
             (
                 "GET",
                 f"/channels/{sf.format('channel')}/messages/{sf.format('mid')}",
@@ -2906,6 +2907,25 @@ class FakeDiscord:
         )
 
     # -- REST handlers: channels, messages, guilds ------------------------------------
+
+    async def _r_channel_history(self, call: _Call) -> _Reply:
+        """GET /channels/{id}/messages: newest first, `limit` (1-100), `before` a message id."""
+        channel_id = int(call.params["channel"])
+        if not self._find_channel(channel_id):
+            return _err(404, "Unknown Channel", 10003)
+        limit = max(1, min(100, int(call.rec.query.get("limit", "50"))))
+        before = int(call.rec.query.get("before", "0") or 0)
+        live = [
+            m
+            for m in self.channel_messages.get(channel_id, [])
+            if int(m["id"]) not in self.deleted_messages and (not before or int(m["id"]) < before)
+        ]
+        newest = sorted(live, key=lambda m: int(m["id"]), reverse=True)[:limit]
+        return _Reply(200, copy.deepcopy(newest))
+
+    def forget_nonces(self) -> None:
+        """As if Discord's nonce de-duplication window ("a few minutes") had passed."""
+        self._nonces.clear()
 
     async def _r_get_channel(self, call: _Call) -> _Reply:
         found = self._find_channel(int(call.params["channel"]))
