@@ -66,8 +66,10 @@ class Tracker:
         concurrency: int = 16,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utc_now,
+        tick_seconds: float = TICK_SECONDS,
     ) -> None:
         self._store = store
+        self._tick = tick_seconds
         self._provider = provider
         self._deliverer = deliverer
         self.schedule = schedule
@@ -150,7 +152,7 @@ class Tracker:
                 log.exception("tracker cycle failed; trying again next cycle")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), self._tick)
 
     async def run_once(self) -> int:
         """Claim due tasks and start their checks; returns how many were claimed."""
