@@ -25,6 +25,7 @@ from bot.service import SoraService
 from bot.settings import Settings
 from bot.store import Store
 from bot.tracker import Tracker
+from bot.webhooks import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,20 @@ class SoraBot(commands.Bot):
             concurrency=settings.tracker_concurrency,
             metrics=self.metrics,
         )
+        address = settings.listen_address
+        self.webhooks = (
+            None
+            if address is None
+            else WebhookServer(
+                host=address[0],
+                port=address[1],
+                store=store,
+                provider=provider,
+                tracker=self.tracker,
+                metrics=self.metrics,
+                is_ready=self.is_ready,
+            )
+        )
         self.sora = app_commands.Group(
             name="sora",
             description="Make Sora 2 videos from chat",
@@ -115,6 +130,8 @@ class SoraBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands()
+        if self.webhooks is not None:
+            await self.webhooks.start()
         await self.tracker.start()
 
     async def sync_commands(self) -> None:
@@ -145,6 +162,8 @@ class SoraBot(commands.Bot):
     async def close(self) -> None:
         try:
             await self.tracker.stop()
+            if self.webhooks is not None:
+                await self.webhooks.stop()
             await super().close()
         finally:
             await self.store.close()

@@ -1,0 +1,165 @@
+"""End to end: provider callbacks and webhooks reach the bot's listener and deliver fast."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.domain import NotifyState, TaskState
+from tests.conftest import BotWorld, running_world
+from tests.fakes import FakeDiscord
+from tests.fakes.providers import FakeApixo, FakeOpenAI, FakeSora2API
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def listener(port: int) -> dict[str, Any]:
+    return {
+        "webhook_listen": f"127.0.0.1:{port}",
+        "webhook_public_url": f"http://127.0.0.1:{port}",
+        # Polling would only start after a minute: anything faster came by callback.
+        "poll_first_delay_seconds": 60,
+        "poll_interval_seconds": 60,
+    }
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+
+
+def posts(world: BotWorld) -> list[dict[str, Any]]:
+    channel = int(world.guild.channels[0]["id"])
+    return [m for m in world.fake.channel_messages.get(channel, []) if m.get("nonce")]
+
+
+async def submit(world: BotWorld, prompt: str) -> None:
+    answer = await world.fake.send_command(
+        world.guild, world.member, "sora", world.fake.sub("text", prompt=prompt)
+    )
+    await answer.wait_final()
+    assert "on its way" in answer.text(), answer.all_text()
+
+
+@pytest.mark.parametrize("variant", ["record", "urls"])
+async def test_sora2api_callbacks_deliver_without_polling(
+    fake_discord: FakeDiscord, tmp_path: Path, variant: str
+) -> None:
+    port = free_port()
+    async with FakeSora2API(generation_seconds=0.3) as provider:
+        provider.callback_variant = variant  # type: ignore[assignment]
+        provider.duplicate_callbacks = 3
+        async with running_world(
+            fake_discord, tmp_path, **listener(port), **provider.settings_overrides()
+        ) as world:
+            await submit(world, "a paper boat in the rain")
+            (post,) = await eventually(lambda: posts(world))
+            (task,) = (await world.bot.store.guild_tasks(world.guild.id)).tasks
+            await asyncio.sleep(0.3)  # the duplicate callbacks have arrived by now
+            assert len(posts(world)) == 1
+    sent = provider.requests_for("create")[0].json
+    assert sent["callBackUrl"] == f"http://127.0.0.1:{port}/callbacks/{task.callback_token}"
+    assert provider.requests_for("status") == []
+    assert task.state is TaskState.SUCCEEDED and post["attachments"]
+
+
+async def test_bad_forged_and_late_callbacks_change_nothing(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with FakeApixo(generation_seconds=0.3) as provider:
+        async with running_world(
+            fake_discord, tmp_path, **listener(port), **provider.settings_overrides()
+        ) as world:
+            await submit(world, "a kite over the sea")
+            await eventually(lambda: posts(world))
+            (task,) = (await world.bot.store.guild_tasks(world.guild.id)).tasks
+            raw_id = (task.provider_task_id or "").split(":")[-1]
+            url = f"http://127.0.0.1:{port}/callbacks/{task.callback_token}"
+            async with httpx.AsyncClient() as client:
+                garbage = await client.post(url, content=b"{not json")
+                other = await client.post(
+                    url, json={"code": 200, "data": {"taskId": "someone-else", "state": "failed"}}
+                )
+                unknown = await client.post(
+                    f"http://127.0.0.1:{port}/callbacks/guessed-token",
+                    json={"code": 200, "data": {"taskId": raw_id, "state": "failed"}},
+                )
+                late = await client.post(
+                    url, json={"code": 200, "data": {"taskId": raw_id, "state": "processing"}}
+                )
+                contradicting = await client.post(
+                    url,
+                    json={"code": 200, "data": {"taskId": raw_id, "state": "failed",
+                                                "failCode": "CONTENT_VIOLATION"}},
+                )  # fmt: skip
+            after = await world.bot.store.get_task(task.id)
+            assert (garbage.status_code, other.status_code, unknown.status_code) == (400, 400, 404)
+            assert late.status_code == 200 and contradicting.status_code == 200
+            assert after is not None and after.state is TaskState.SUCCEEDED
+            assert after.notify_state is NotifyState.POSTED
+            assert len(posts(world)) == 1
+            status = await world.bot.store.quota_status(
+                world.guild.id, int(world.member["id"]), world.settings.default_limits
+            )
+            assert status.user_used_today == 1  # charged once, never refunded by a late "failed"
+
+
+async def test_openai_webhooks_are_verified(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    port = free_port()
+    async with FakeOpenAI(generation_seconds=0.3) as provider:
+        provider.webhook_url = f"http://127.0.0.1:{port}/webhooks/openai"
+        provider.duplicate_callbacks = 2
+        overrides = {
+            **provider.settings_overrides(),
+            "openai_webhook_secret": provider.webhook_secret,
+        }
+        async with running_world(fake_discord, tmp_path, **listener(port), **overrides) as world:
+            async with httpx.AsyncClient() as client:
+                body = json.dumps({"type": "video.completed", "data": {"id": "video_x"}}).encode()
+                forged = await client.post(
+                    provider.webhook_url,
+                    content=body,
+                    headers=provider.sign_webhook(body, secret="whsec_" + "B" * 44),
+                )
+                unsigned = await client.post(provider.webhook_url, content=body)
+            assert forged.status_code == 400 and unsigned.status_code == 400
+            await submit(world, "a clockwork bird")
+            (post,) = await eventually(lambda: posts(world))
+            await asyncio.sleep(0.3)
+            assert len(posts(world)) == 1
+    assert post["attachments"]  # downloaded with the key and attached
+    assert len(provider.requests_for("status")) <= 1
+
+
+async def test_healthz_and_metrics(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    port = free_port()
+    async with running_world(
+        fake_discord, tmp_path, demo_generation_seconds=0.2, **listener(port)
+    ) as world:
+        async with httpx.AsyncClient() as client:
+            health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
+            metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert health["status"] == "ok" and health["database"] is True
+    assert health["provider"] == "demo" and health["discord_ready"] is True
+    assert 'sora_tasks{state="running"} 0.0' in metrics
+    assert "sora_provider_status_checks_total" in metrics
+    assert "sora_observe_lag_seconds_bucket" in metrics
+    assert world.bot.webhooks is not None
