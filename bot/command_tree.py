@@ -75,7 +75,7 @@ async def send_reply(
         )
 
 
-def describe_error(error: app_commands.AppCommandError) -> str | None:
+def describe_error(error: BaseException) -> str | None:
     """The user-facing sentence for an expected error, or None for a real fault."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     match original:
@@ -116,28 +116,31 @@ class SoraCommandTree(app_commands.CommandTree["SoraBot"]):
     async def on_error(
         self, interaction: discord.Interaction[SoraBot], error: app_commands.AppCommandError, /
     ) -> None:
-        message = describe_error(error)
-        command = interaction.command.qualified_name if interaction.command else "unknown"
-        if message is None:
-            reference = secrets.token_hex(3)
-            original = getattr(error, "original", error)
-            log.error(
-                "error %s in /%s (guild %s, user %s)",
-                reference,
-                command,
-                interaction.guild_id,
-                interaction.user.id,
-                exc_info=original,
-            )
-            message = (
-                f"Something went wrong on my side (reference `{reference}`). "
-                "Please try again; if it keeps happening, show this reference to a moderator."
-            )
-        else:
-            log.info("/%s refused for user %s: %s", command, interaction.user.id, message)
-        try:
-            await send_reply(interaction, message, ephemeral=True)
-        except discord.HTTPException:
-            log.warning(
-                "could not tell user %s about an error in /%s", interaction.user.id, command
-            )
+        await report_error(interaction, error)
+
+
+async def report_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    """Answer any failure of a command or a button: the one place errors become words."""
+    message = describe_error(error)
+    command = interaction.command.qualified_name if interaction.command else "component"
+    if message is None:
+        reference = secrets.token_hex(3)
+        original = getattr(error, "original", error)
+        log.error(
+            "error %s in /%s (guild %s, user %s)",
+            reference,
+            command,
+            interaction.guild_id,
+            interaction.user.id,
+            exc_info=original,
+        )
+        message = (
+            f"Something went wrong on my side (reference `{reference}`). "
+            "Please try again; if it keeps happening, show this reference to a moderator."
+        )
+    else:
+        log.info("/%s refused for user %s: %s", command, interaction.user.id, message)
+    try:
+        await send_reply(interaction, message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell user %s about an error in /%s", interaction.user.id, command)

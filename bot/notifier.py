@@ -46,6 +46,10 @@ FAILURE = discord.Colour.red()
 WORKING = discord.Colour.blurple()
 
 
+AGAIN_PREFIX = "sora:again:"
+DELETE_PREFIX = "sora:delete:"
+
+
 def nonce_for(task: Task) -> str:
     return f"sora-{task.id}"  # <= 25 characters, the same on every attempt
 
@@ -62,7 +66,7 @@ def result_buttons(task: Task) -> discord.ui.View:
             label="Again",
             emoji="🔁",
             style=discord.ButtonStyle.primary,
-            custom_id=f"sora:again:{task.id}",
+            custom_id=f"{AGAIN_PREFIX}{task.id}",
         )
     )
     view.add_item(
@@ -70,7 +74,7 @@ def result_buttons(task: Task) -> discord.ui.View:
             label="Delete",
             emoji="🗑️",
             style=discord.ButtonStyle.secondary,
-            custom_id=f"sora:delete:{task.id}",
+            custom_id=f"{DELETE_PREFIX}{task.id}",
         )
     )
     return view

@@ -8,6 +8,8 @@ built when the cog loads (not at import), from the provider the bot was given.
 # at definition time, and some (the prompt's length limit) are built from the provider.
 
 import logging
+import re
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -15,9 +17,15 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.app import SoraBot
-from bot.command_tree import defer_publicly, send_reply
+from bot.command_tree import defer_publicly, report_error, send_reply
 from bot.domain import Aspect, Mode, Quality, Task, TaskState
-from bot.errors import BotChannelPermissionError, GuildOnlyError, MissingPermissionError
+from bot.errors import (
+    BotChannelPermissionError,
+    BotError,
+    GuildOnlyError,
+    MissingPermissionError,
+)
+from bot.notifier import AGAIN_PREFIX, DELETE_PREFIX
 from bot.providers.base import Capabilities
 from bot.service import AttachmentRef, SubmitRequest, SubmitResult
 from bot.wording import (
@@ -127,12 +135,125 @@ def task_line(task: Task) -> str:
     )
 
 
+def _bot(interaction: discord.Interaction[discord.Client]) -> SoraBot:
+    client = interaction.client
+    assert isinstance(client, SoraBot)
+    return client
+
+
+class AgainButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=re.escape(AGAIN_PREFIX) + r"(?P<task>[0-9A-Z]{6})",
+):
+    """Same prompt and options again, charged to whoever clicks. Works after restarts."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Again", custom_id=f"{AGAIN_PREFIX}{task_id}"))
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[discord.Client],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> "AgainButton":
+        return cls(match["task"])
+
+    async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
+        try:
+            bot = _bot(interaction)
+            guild_id = _guild_id(interaction)  # type: ignore[arg-type]
+            # The result was posted publicly, so anyone who can see it may run it again.
+            source = await bot.service.find_task(
+                guild_id, interaction.user.id, self.task_id, moderator=True
+            )
+            _check_bot_can_deliver(interaction)  # type: ignore[arg-type]
+            request = SubmitRequest(
+                guild_id=guild_id,
+                channel_id=interaction.channel_id or source.channel_id,
+                user_id=interaction.user.id,
+                mode=source.mode,
+                prompt=source.prompt,
+                aspect=source.options.aspect,
+                duration=source.options.duration_seconds,
+                quality=source.options.quality,
+                attachment=None
+                if source.image_url is None
+                else AttachmentRef(url=source.image_url, filename="the original picture", size=0),
+                interaction_id=interaction.id,
+                interaction_token=interaction.token,
+                upload_limit=interaction.filesize_limit,
+            )
+            result = await bot.service.submit(
+                request, on_reserved=lambda: defer_publicly(interaction)
+            )
+            bot.notifier.remember(result.task.id, interaction)
+            caps = bot.provider.capabilities
+            await interaction.followup.send(
+                content=interaction.user.mention,
+                embed=submission_embed(
+                    result, interaction.user, bot.provider.display_name, caps.expected_seconds
+                ),
+                allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
+            )
+            interaction.extras.pop("sora.public_defer", None)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+class DeleteButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=re.escape(DELETE_PREFIX) + r"(?P<task>[0-9A-Z]{6})",
+):
+    """Remove a posted result: the requester's own, or any for a moderator."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Delete", custom_id=f"{DELETE_PREFIX}{task_id}"))
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[discord.Client],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> "DeleteButton":
+        return cls(match["task"])
+
+    async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
+        try:
+            bot = _bot(interaction)
+            guild_id = _guild_id(interaction)  # type: ignore[arg-type]
+            moderator = (
+                interaction.permissions.manage_messages or interaction.permissions.manage_guild
+            )
+            task = await bot.service.find_task(
+                guild_id, interaction.user.id, self.task_id, moderator=True
+            )
+            if task.user_id != interaction.user.id and not moderator:
+                raise BotError(
+                    "Only the member who asked for this video, or a moderator, can delete it."
+                )
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            if interaction.message is not None:
+                await interaction.message.delete()
+            await interaction.followup.send(
+                f"Deleted the video for task `{task.id}`.", ephemeral=True
+            )
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
 class VideoCog(commands.Cog):
     def __init__(self, bot: SoraBot) -> None:
         self.bot = bot
         self._names: list[str] = []
 
     async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(AgainButton, DeleteButton)
         caps = self.bot.provider.capabilities
         built = [self._text(caps), self._status(), self._history()]
         if Mode.IMAGE in caps.modes:
@@ -142,6 +263,7 @@ class VideoCog(commands.Cog):
             self._names.append(command.name)
 
     async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(AgainButton, DeleteButton)
         for name in self._names:
             self.bot.sora.remove_command(name)
 

@@ -283,3 +283,39 @@ async def test_a_task_that_never_finishes_expires_with_refund(
     assert task.state is TaskState.EXPIRED
     assert "took far too long" in post["embeds"][0]["description"]
     assert status.user_used_today == 0
+
+
+async def test_again_button_reruns_for_whoever_clicks_and_delete_is_guarded(
+    demo_world: BotWorld,
+) -> None:
+    world = demo_world
+    await submit(world, "fireworks over a harbour")
+    (post,) = await eventually(lambda: posts(world))
+    task = await only_task(world)
+
+    again = await world.fake.send_component(
+        world.guild, world.moderator, post, f"sora:again:{task.id}"
+    )
+    await again.wait_final()
+    assert "on its way" in again.text()
+    mod_tasks = await world.bot.store.user_tasks(world.guild.id, int(world.moderator["id"]))
+    (rerun,) = mod_tasks.tasks
+    assert rerun.prompt == task.prompt and rerun.options == task.options
+    mod_quota = await world.bot.store.quota_status(
+        world.guild.id, int(world.moderator["id"]), world.settings.default_limits
+    )
+    assert mod_quota.user_used_today == 1  # charged to whoever clicked
+
+    stranger = world.fake.add_user("bob")
+    world.guild.add_member(stranger)
+    refused = await world.fake.send_component(world.guild, stranger, post, f"sora:delete:{task.id}")
+    await refused.wait_final()
+    assert "Only the member who asked for this video" in refused.text() and refused.ephemeral
+    assert int(post["id"]) not in world.fake.deleted_messages
+
+    deleted = await world.fake.send_component(
+        world.guild, world.member, post, f"sora:delete:{task.id}"
+    )
+    await deleted.wait_final()
+    assert f"Deleted the video for task `{task.id}`" in deleted.text()
+    assert int(post["id"]) in world.fake.deleted_messages
