@@ -48,6 +48,7 @@ WORKING = discord.Colour.blurple()
 
 AGAIN_PREFIX = "sora:again:"
 DELETE_PREFIX = "sora:delete:"
+REMIX_PREFIX = "sora:remix:"
 
 
 def nonce_for(task: Task) -> str:
@@ -58,7 +59,7 @@ def footer_for(task: Task) -> str:
     return f"Task {task.id}"
 
 
-def result_buttons(task: Task) -> discord.ui.View:
+def result_buttons(task: Task, *, remix: bool = False) -> discord.ui.View:
     """Custom ids the video cog's persistent handlers answer, even after a restart."""
     view = discord.ui.View(timeout=None)
     view.add_item(
@@ -69,6 +70,15 @@ def result_buttons(task: Task) -> discord.ui.View:
             custom_id=f"{AGAIN_PREFIX}{task.id}",
         )
     )
+    if remix:
+        view.add_item(
+            discord.ui.Button(
+                label="Remix",
+                emoji="🎛️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"{REMIX_PREFIX}{task.id}",
+            )
+        )
     view.add_item(
         discord.ui.Button(
             label="Delete",
@@ -286,7 +296,12 @@ class Notifier:
             embed.add_field(name="Video", value=f"[Open the video]({link})", inline=False)
         if problem:
             embed.add_field(name="Video", value=problem, inline=False)
-        return f"<@{task.user_id}> your video is ready{where}!", embed, file, result_buttons(task)
+        return (
+            f"<@{task.user_id}> your video is ready{where}!",
+            embed,
+            file,
+            result_buttons(task, remix=self._provider.capabilities.remix),
+        )
 
     async def _video(self, task: Task) -> tuple[discord.File | None, str | None, str | None]:
         """(file to attach, link to show, explanation) for a finished video."""

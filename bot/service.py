@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import cast
 
 import httpx
 
@@ -44,6 +45,7 @@ from bot.providers.base import (
     FailureCode,
     GenerationRequest,
     ImageInput,
+    RemixingProvider,
     VideoProvider,
     plan_options,
 )
@@ -134,8 +136,32 @@ class SoraService:
 
     # Submissions
 
+    async def remix(
+        self, source_id: str, request: SubmitRequest, *, on_reserved: Hook | None = None
+    ) -> SubmitResult:
+        """A finished video changed as `request.prompt` says (providers with remix only)."""
+        source = await self.find_task(request.guild_id, request.user_id, source_id, moderator=True)
+        if not self.provider.capabilities.remix or not hasattr(self.provider, "remix"):
+            raise InvalidInputError(f"{self.provider.display_name} can't remix videos.")
+        if source.state is not TaskState.SUCCEEDED or source.provider_task_id is None:
+            raise InvalidInputError("Only a finished video can be remixed.")
+        return await self.submit(
+            replace(
+                request,
+                aspect=source.options.aspect,
+                duration=source.options.duration_seconds,
+                quality=source.options.quality,
+            ),
+            on_reserved=on_reserved,
+            remix_of=source.provider_task_id,
+        )
+
     async def submit(
-        self, request: SubmitRequest, *, on_reserved: Hook | None = None
+        self,
+        request: SubmitRequest,
+        *,
+        on_reserved: Hook | None = None,
+        remix_of: str | None = None,
     ) -> SubmitResult:
         """Validate, reserve quota, call the provider, record; refund on any failure.
 
@@ -184,11 +210,19 @@ class SoraService:
             callback = (
                 f"{self._callback_base}/{task.callback_token}" if self._callback_base else None
             )
-            submission = await self.provider.submit(
-                GenerationRequest(
-                    request.mode, task.prompt, planned.options, image=image, callback_url=callback
+            if remix_of is not None:
+                remixing = cast(RemixingProvider, self.provider)
+                submission = await remixing.remix(remix_of, task.prompt)
+            else:
+                submission = await self.provider.submit(
+                    GenerationRequest(
+                        request.mode,
+                        task.prompt,
+                        planned.options,
+                        image=image,
+                        callback_url=callback,
+                    )
                 )
-            )
         except BotError as exc:
             await self._abandon(task, failure_code_for(exc), str(exc))
             if isinstance(exc, ProviderAuthError | InsufficientCreditsError):

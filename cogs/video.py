@@ -25,7 +25,7 @@ from bot.errors import (
     GuildOnlyError,
     MissingPermissionError,
 )
-from bot.notifier import AGAIN_PREFIX, DELETE_PREFIX
+from bot.notifier import AGAIN_PREFIX, DELETE_PREFIX, REMIX_PREFIX
 from bot.providers.base import Capabilities
 from bot.service import AttachmentRef, SubmitRequest, SubmitResult
 from bot.wording import (
@@ -247,13 +247,87 @@ class DeleteButton(
             await report_error(interaction, exc)
 
 
+class RemixModal(discord.ui.Modal, title="Remix this video"):
+    change: discord.ui.TextInput["RemixModal"] = discord.ui.TextInput(
+        label="What should change?",
+        style=discord.TextStyle.paragraph,
+        placeholder="e.g. make it night time, with neon signs",
+        min_length=1,
+        max_length=1000,
+    )
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(custom_id=f"sora:remix-form:{task_id}")
+        self.task_id = task_id
+
+    async def on_submit(self, interaction: discord.Interaction[discord.Client]) -> None:
+        try:
+            bot = _bot(interaction)
+            guild_id = _guild_id(interaction)  # type: ignore[arg-type]
+            _check_bot_can_deliver(interaction)  # type: ignore[arg-type]
+            request = SubmitRequest(
+                guild_id=guild_id,
+                channel_id=interaction.channel_id or 0,
+                user_id=interaction.user.id,
+                mode=Mode.TEXT,
+                prompt=self.change.value,
+                interaction_id=interaction.id,
+                interaction_token=interaction.token,
+                upload_limit=interaction.filesize_limit,
+            )
+            result = await bot.service.remix(
+                self.task_id, request, on_reserved=lambda: defer_publicly(interaction)
+            )
+            bot.notifier.remember(result.task.id, interaction)
+            await interaction.followup.send(
+                content=interaction.user.mention,
+                embed=submission_embed(
+                    result,
+                    interaction.user,
+                    bot.provider.display_name,
+                    bot.provider.capabilities.expected_seconds,
+                ),
+                allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
+            )
+            interaction.extras.pop("sora.public_defer", None)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+class RemixButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=re.escape(REMIX_PREFIX) + r"(?P<task>[0-9A-Z]{6})",
+):
+    """Asks what should change, then remixes the finished video (charged to the clicker)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Remix", custom_id=f"{REMIX_PREFIX}{task_id}"))
+        self.task_id = task_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[discord.Client],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> "RemixButton":
+        return cls(match["task"])
+
+    async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
+        try:
+            await interaction.response.send_modal(RemixModal(self.task_id))
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
 class VideoCog(commands.Cog):
     def __init__(self, bot: SoraBot) -> None:
         self.bot = bot
         self._names: list[str] = []
 
     async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(AgainButton, DeleteButton)
+        self.bot.add_dynamic_items(AgainButton, DeleteButton, RemixButton)
         caps = self.bot.provider.capabilities
         built = [self._text(caps), self._status(), self._history()]
         if Mode.IMAGE in caps.modes:
@@ -263,7 +337,7 @@ class VideoCog(commands.Cog):
             self._names.append(command.name)
 
     async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(AgainButton, DeleteButton)
+        self.bot.remove_dynamic_items(AgainButton, DeleteButton, RemixButton)
         for name in self._names:
             self.bot.sora.remove_command(name)
 

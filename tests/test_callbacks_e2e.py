@@ -163,3 +163,35 @@ async def test_healthz_and_metrics(fake_discord: FakeDiscord, tmp_path: Path) ->
     assert "sora_provider_status_checks_total" in metrics
     assert "sora_observe_lag_seconds_bucket" in metrics
     assert world.bot.webhooks is not None
+
+
+async def test_openai_remix_button_asks_for_the_change_and_remixes(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    async with FakeOpenAI(generation_seconds=0.3) as provider:
+        fast = {"poll_first_delay_seconds": 0.1, "poll_interval_seconds": 0.1}
+        async with running_world(
+            fake_discord, tmp_path, **fast, **provider.settings_overrides()
+        ) as world:
+            await submit(world, "a city street")
+            (post,) = await eventually(lambda: posts(world))
+            labels = [c["label"] for row in post["components"] for c in row["components"]]
+            assert labels == ["Again", "Remix", "Delete"]
+            (task,) = (await world.bot.store.guild_tasks(world.guild.id)).tasks
+
+            click = await world.fake.send_component(
+                world.guild, world.member, post, f"sora:remix:{task.id}"
+            )
+            modal = await click.wait_callback()
+            assert modal["type"] == 9 and modal["data"]["title"] == "Remix this video"
+            field = modal["data"]["components"][0]
+            field_id = (field.get("component") or field["components"][0])["custom_id"]
+            submitted = await click.submit_modal({field_id: "make it night, neon signs"})
+            await submitted.wait_final()
+            assert "on its way" in submitted.text(), submitted.all_text()
+            (remix,) = provider.requests_for("remix")
+            assert remix.json == {"prompt": "make it night, neon signs"}
+            assert remix.path.endswith(f"/videos/{task.provider_task_id}/remix")
+            await eventually(lambda: len(posts(world)) == 2)
+            tasks = (await world.bot.store.guild_tasks(world.guild.id)).tasks
+            assert {t.prompt for t in tasks} == {"a city street", "make it night, neon signs"}

@@ -64,6 +64,7 @@ class Capabilities:
     callbacks: bool
     result_lifetime: timedelta | None
     duration_selectable: bool = True  # False: the provider picks the length itself
+    remix: bool = False  # can change a finished video with a new prompt
     max_concurrent_tasks: int | None = None
     max_requests_per_minute: int | None = None
     max_image_bytes: int = 10 * 1024 * 1024
@@ -139,6 +140,12 @@ class VideoProvider(Protocol):
         ...
 
     async def media(self, provider_task_id: str, status: ProviderStatus) -> Media: ...
+
+
+class RemixingProvider(VideoProvider, Protocol):
+    async def remix(self, provider_task_id: str, prompt: str) -> Submission:
+        """A new video from a finished one and a description of the change (paid)."""
+        ...
 
 
 def plan_options(

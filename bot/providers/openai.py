@@ -41,6 +41,7 @@ CAPABILITIES = Capabilities(
     image_input="upload",
     callbacks=True,  # project-level webhooks, when the gateway is configured to send them
     result_lifetime=timedelta(hours=1),  # expires_at: about an hour after completion
+    remix=True,
     expected_seconds=90.0,
     poll_interval_seconds=5.0,
 )
@@ -134,6 +135,20 @@ class OpenAIProvider:
         video_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(video_id, str) or not video_id:
             raise ProviderUnavailableError(self.name, "created a video but sent no id")
+        return Submission(video_id, status)
+
+    async def remix(self, provider_task_id: str, prompt: str) -> Submission:
+        answer = await self._http.request_json(
+            "POST",
+            f"videos/{provider_task_id}/remix",
+            paid=True,
+            json_body={"prompt": prompt},
+            unknown_task_id=provider_task_id,
+        )
+        status = self._normalise(answer)
+        video_id = answer.get("id") if isinstance(answer, dict) else None
+        if not isinstance(video_id, str) or not video_id:
+            raise ProviderUnavailableError(self.name, "remixed a video but sent no id")
         return Submission(video_id, status)
 
     async def status(self, provider_task_id: str) -> ProviderStatus:
