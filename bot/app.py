@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -17,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.command_tree import SoraCommandTree
+from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.providers.base import VideoProvider
@@ -44,6 +46,12 @@ def point_discord_at(settings: Settings) -> None:
     discord.http.Route.BASE = settings.discord_api_base
     if settings.discord_gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def media_folder(settings: Settings) -> Path:
+    """Self-hosted videos live beside the database."""
+    path = settings.sqlite_path
+    return (path.parent if path is not None else Path("data")) / "media"
 
 
 class SoraBot(commands.Bot):
@@ -82,12 +90,18 @@ class SoraBot(commands.Bot):
             callbacks=callbacks,
         )
         self.service = SoraService(settings, store, provider, http_client, self.schedule)
+        self.media_host = (
+            MediaHost(media_folder(settings), settings.webhook_public_url)
+            if settings.webhook_public_url and settings.listen_address
+            else None
+        )
         self.notifier = Notifier(
             client=self,
             store=store,
             provider=provider,
             http_client=http_client,
             metrics=self.metrics,
+            media_host=self.media_host,
         )
         self.tracker = Tracker(
             store=store,
@@ -110,6 +124,7 @@ class SoraBot(commands.Bot):
                 tracker=self.tracker,
                 metrics=self.metrics,
                 is_ready=self.is_ready,
+                media=self.media_host,
             )
         )
         self.sora = app_commands.Group(

@@ -23,6 +23,7 @@ import httpx
 
 from bot.domain import NotifyState, Task, TaskState, utc_now
 from bot.errors import ProviderError
+from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.providers.base import Media, ProviderState, ProviderStatus, VideoProvider
 from bot.store import Store
@@ -107,7 +108,9 @@ class Notifier:
         http_client: httpx.AsyncClient,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utc_now,
+        media_host: MediaHost | None = None,
     ) -> None:
+        self._media_host = media_host
         self._client = client
         self._store = store
         self._provider = provider
@@ -325,15 +328,15 @@ class Notifier:
             return discord.File(io.BytesIO(data), filename=f"sora-{task.id}.mp4"), None, None
         if media.url:
             return None, media.url, None
-        size = f"{len(data) / 1_048_576:.0f} MB" if data else "too large"
-        return (
-            None,
-            None,
-            (
-                f"The video ({size}) is larger than this server's upload limit and the video "
-                "service gives no public link, so I can't show it here."
-            ),
+        if data and self._media_host is not None:
+            return None, await self._media_host.publish(data), None
+        size = f"{len(data) / 1_048_576:.1f} MB" if data else "too large"
+        explanation = (
+            f"The video ({size}) is larger than this server's upload limit, the video "
+            "service gives no public link, and this bot has no public web address "
+            "(WEBHOOK_PUBLIC_URL) to share it from, so I can't show it here."
         )
+        return None, None, explanation
 
     async def _download(self, url: str, limit: int) -> bytes | None:
         """The video bytes, or None when larger than `limit` or unreachable (then: link)."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.errors import CallbackRejectedError, ProviderError
+from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.providers.base import ProviderState, ProviderStatus, VideoProvider
 from bot.store import Store
@@ -43,7 +44,9 @@ class WebhookServer:
         tracker: Tracker,
         metrics: Metrics,
         is_ready: Callable[[], bool] = lambda: True,
+        media: MediaHost | None = None,
     ) -> None:
+        self._media = media
         self._host, self._port = host, port
         self._store = store
         self._provider = provider
@@ -59,6 +62,7 @@ class WebhookServer:
         app.router.add_post("/webhooks/openai", self.openai_webhook)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/media/{name}", self.media)
         return app
 
     async def start(self) -> None:
@@ -140,6 +144,12 @@ class WebhookServer:
                 "unfinished_tasks": active,
             }
         )
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        path = self._media.path_for(request.match_info["name"]) if self._media else None
+        if path is None:
+            return web.json_response({"error": "not found or expired"}, status=404)
+        return web.FileResponse(path, headers={"Content-Type": "video/mp4"})
 
     async def metrics(self, request: web.Request) -> web.Response:
         payload = self._metrics.render(await self._store.task_counts())

@@ -195,3 +195,31 @@ async def test_openai_remix_button_asks_for_the_change_and_remixes(
             await eventually(lambda: len(posts(world)) == 2)
             tasks = (await world.bot.store.guild_tasks(world.guild.id)).tasks
             assert {t.prompt for t in tasks} == {"a city street", "make it night, neon signs"}
+
+
+async def test_too_big_without_public_link_is_served_by_the_bot(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with FakeOpenAI(generation_seconds=0.3) as provider:
+        provider.video_bytes = b"\x00\x00\x00\x18ftypmp42" + b"\1" * 4000
+        settings = {**listener(port), "poll_first_delay_seconds": 0.1, "poll_interval_seconds": 0.1}
+        async with running_world(
+            fake_discord, tmp_path, **settings, **provider.settings_overrides()
+        ) as world:
+            answer = await world.fake.send_command(
+                world.guild, world.member, "sora", world.fake.sub("text", prompt="big"),
+                attachment_size_limit=1024,
+            )  # fmt: skip
+            await answer.wait_final()
+            (post,) = await eventually(lambda: posts(world))
+            fields = {f["name"]: f["value"] for f in post["embeds"][0]["fields"]}
+            link = fields["Video"].split("(", 1)[1].rstrip(")")
+            assert link.startswith(f"http://127.0.0.1:{port}/media/") and not post["attachments"]
+            async with httpx.AsyncClient() as client:
+                served = await client.get(link)
+                guessed = await client.get(f"http://127.0.0.1:{port}/media/{'A' * 43}.mp4")
+                escape = await client.get(f"http://127.0.0.1:{port}/media/..%2Fbot.sqlite3")
+    assert served.status_code == 200 and served.content == provider.video_bytes
+    assert served.headers["content-type"] == "video/mp4"
+    assert guessed.status_code == 404 and escape.status_code == 404

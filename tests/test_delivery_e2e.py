@@ -319,3 +319,25 @@ async def test_again_button_reruns_for_whoever_clicks_and_delete_is_guarded(
     await deleted.wait_final()
     assert f"Deleted the video for task `{task.id}`" in deleted.text()
     assert int(post["id"]) in world.fake.deleted_messages
+
+
+async def test_too_big_without_link_or_listener_says_why(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    from tests.fakes.providers import FakeOpenAI
+
+    async with FakeOpenAI(generation_seconds=0.2) as provider:
+        provider.video_bytes = b"\x00\x00\x00\x18ftypmp42" + b"\1" * 4000
+        async with running_world(
+            fake_discord, tmp_path, **FAST, **provider.settings_overrides()
+        ) as world:
+            answer = await world.fake.send_command(
+                world.guild, world.member, "sora", world.fake.sub("text", prompt="big"),
+                attachment_size_limit=1024,
+            )  # fmt: skip
+            await answer.wait_final()
+            (post,) = await eventually(lambda: posts(world))
+    fields = {f["name"]: f["value"] for f in post["embeds"][0]["fields"]}
+    assert "larger than this server's upload limit" in fields["Video"]
+    assert "no public web address (WEBHOOK_PUBLIC_URL)" in fields["Video"]
+    assert not post["attachments"]
