@@ -90,7 +90,10 @@ async def test_success_is_posted_once_with_the_video_attached(demo_world: BotWor
     assert status.user_used_today == 1  # charged once, and final
     await asyncio.sleep(0.5)
     assert len(posts(world)) == 1
-    # The original response now points at the posted message.
+    # While the token lives, the original response showed progress...
+    progress_titles = [e["embeds"][0]["title"] for e in answer.edits if e.get("embeds")]
+    assert any("Generating" in t for t in progress_titles), answer.edits
+    # ...and now points at the posted message.
     await eventually(
         lambda: any("Your video is ready" in (e.get("content") or "") for e in answer.edits)
     )
