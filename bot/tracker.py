@@ -107,6 +107,10 @@ class Tracker:
     async def recover(self) -> None:
         """After a restart: re-arm the provider's task cap, close tasks lost between
         reservation and submission, and deliver what finished but was not posted."""
+        # Finished before the stop but not posted: settle (idempotent) and post first, so
+        # that the tasks closed below are not delivered twice in this pass.
+        for task in await self._store.undelivered_tasks():
+            await self._settle_and_deliver(task)
         unfinished = await self._store.unfinished_tasks(self._provider.name)
         restore = getattr(self._provider, "restore", None)
         if callable(restore):
@@ -128,8 +132,6 @@ class Tracker:
                     )
             elif task.next_check_at is None:
                 await self._reschedule(task, now)
-        for task in await self._store.undelivered_tasks():
-            await self._settle_and_deliver(task)
 
     async def _supervise(self) -> None:
         while True:
