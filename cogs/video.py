@@ -17,7 +17,7 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.app import SoraBot
-from bot.command_tree import defer_publicly, report_error, send_reply
+from bot.command_tree import PUBLIC_DEFER, defer_publicly, report_error, send_reply
 from bot.domain import Aspect, Mode, Quality, Task, TaskState
 from bot.errors import (
     BotChannelPermissionError,
@@ -105,6 +105,23 @@ def submission_embed(
     return embed
 
 
+async def announce(
+    bot: SoraBot, interaction: discord.Interaction[Any], result: SubmitResult
+) -> None:
+    """Replace the public "thinking..." with the submission, and keep the interaction so
+    the notifier can show progress on it while its token lives."""
+    bot.notifier.remember(result.task.id, interaction)
+    provider = bot.provider
+    await interaction.followup.send(
+        content=interaction.user.mention,
+        embed=submission_embed(
+            result, interaction.user, provider.display_name, provider.capabilities.expected_seconds
+        ),
+        allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
+    )
+    interaction.extras.pop(PUBLIC_DEFER, None)
+
+
 def task_embed(task: Task) -> discord.Embed:
     embed = discord.Embed(
         title=f"Task {task.id} · {state_label(task)}",
@@ -189,16 +206,7 @@ class AgainButton(
             result = await bot.service.submit(
                 request, on_reserved=lambda: defer_publicly(interaction)
             )
-            bot.notifier.remember(result.task.id, interaction)
-            caps = bot.provider.capabilities
-            await interaction.followup.send(
-                content=interaction.user.mention,
-                embed=submission_embed(
-                    result, interaction.user, bot.provider.display_name, caps.expected_seconds
-                ),
-                allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
-            )
-            interaction.extras.pop("sora.public_defer", None)
+            await announce(bot, interaction, result)
         except Exception as exc:
             await report_error(interaction, exc)
 
@@ -278,18 +286,7 @@ class RemixModal(discord.ui.Modal, title="Remix this video"):
             result = await bot.service.remix(
                 self.task_id, request, on_reserved=lambda: defer_publicly(interaction)
             )
-            bot.notifier.remember(result.task.id, interaction)
-            await interaction.followup.send(
-                content=interaction.user.mention,
-                embed=submission_embed(
-                    result,
-                    interaction.user,
-                    bot.provider.display_name,
-                    bot.provider.capabilities.expected_seconds,
-                ),
-                allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
-            )
-            interaction.extras.pop("sora.public_defer", None)
+            await announce(bot, interaction, result)
         except Exception as exc:
             await report_error(interaction, exc)
 
@@ -379,17 +376,7 @@ class VideoCog(commands.Cog):
         result = await self.bot.service.submit(
             request, on_reserved=lambda: defer_publicly(interaction)
         )
-        self.bot.notifier.remember(result.task.id, interaction)
-        provider = self.bot.provider
-        embed = submission_embed(
-            result, interaction.user, provider.display_name, provider.capabilities.expected_seconds
-        )
-        await interaction.followup.send(
-            content=interaction.user.mention,
-            embed=embed,
-            allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
-        )
-        interaction.extras.pop("sora.public_defer", None)
+        await announce(self.bot, interaction, result)
 
     def _option_choices(
         self, caps: Capabilities

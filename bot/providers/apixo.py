@@ -18,7 +18,7 @@ from bot.providers.base import (
     ProviderStatus,
     Submission,
 )
-from bot.providers.http import ProviderHTTP, error_text, looks_like_content_policy, raise_for_code
+from bot.providers.http import ProviderHTTP, check_envelope, looks_like_content_policy
 
 CAPABILITIES = Capabilities(
     modes=frozenset({Mode.TEXT, Mode.IMAGE}),
@@ -65,15 +65,7 @@ class ApixoProvider:
         self._http = http
 
     def _check(self, body: Any) -> None:
-        if not isinstance(body, dict) or "code" not in body:
-            raise ProviderUnavailableError(self.name, "answer without an envelope code")
-        try:
-            code = int(body["code"])
-        except (TypeError, ValueError):
-            raise ProviderUnavailableError(
-                self.name, f"odd envelope code {body['code']!r}"
-            ) from None
-        raise_for_code(self.name, code, error_text(body) or f"code {code}")
+        check_envelope(self.name, body)
 
     async def submit(self, request: GenerationRequest) -> Submission:
         options = request.options

@@ -149,6 +149,20 @@ def raise_for_code(
     )
 
 
+def check_envelope(provider: str, body: Any, *, unknown_task_id: str | None = None) -> None:
+    """For `{code, msg|message, data}` envelopes (APIXO, Sora2API, soravideo.art): the
+    body's `code` decides, whatever the HTTP status said."""
+    if not isinstance(body, dict) or "code" not in body:
+        raise ProviderUnavailableError(provider, "answer without an envelope code")
+    try:
+        code = int(body["code"])
+    except (TypeError, ValueError):
+        raise ProviderUnavailableError(provider, f"odd envelope code {body['code']!r}") from None
+    raise_for_code(
+        provider, code, error_text(body) or f"code {code}", unknown_task_id=unknown_task_id
+    )
+
+
 def _envelope_code(body: Any) -> int | None:
     """An HTTP-like error `code` in a JSON body, which some providers set more precisely
     than the HTTP status (a 400 whose body says 402 is out of credits)."""

@@ -25,7 +25,12 @@ from bot.providers.base import (
     ProviderStatus,
     Submission,
 )
-from bot.providers.http import ProviderHTTP, error_text, looks_like_content_policy, raise_for_code
+from bot.providers.http import (
+    ProviderHTTP,
+    check_envelope,
+    error_text,
+    looks_like_content_policy,
+)
 
 CAPABILITIES = Capabilities(
     modes=frozenset({Mode.TEXT, Mode.IMAGE}),
@@ -93,18 +98,7 @@ class SoraVideoProvider:
         self._http = http
 
     def _check(self, body: Any, unknown_task_id: str | None = None) -> None:
-        """Raise for an error envelope (`code` other than 2xx) or an answer without one."""
-        if not isinstance(body, dict) or "code" not in body:
-            raise ProviderUnavailableError(self.name, "answer without an envelope code")
-        try:
-            code = int(body["code"])
-        except (TypeError, ValueError):
-            raise ProviderUnavailableError(
-                self.name, f"odd envelope code {body['code']!r}"
-            ) from None
-        raise_for_code(
-            self.name, code, error_text(body) or f"code {code}", unknown_task_id=unknown_task_id
-        )
+        check_envelope(self.name, body, unknown_task_id=unknown_task_id)
 
     def _check_with_data(self, body: Any, unknown_task_id: str | None = None) -> None:
         """An envelope that must carry a `data` object; inside the check, so that a
