@@ -140,3 +140,18 @@ async def test_demo_unknown_task() -> None:
 def test_quality_enum_values_are_the_public_names() -> None:
     assert [q.value for q in Quality] == ["standard", "high"]
     assert [a.value for a in Aspect] == ["landscape", "portrait", "square"]
+
+
+async def test_request_rate_limiter_spreads_requests_over_the_minute() -> None:
+    import time
+
+    from bot.providers.http import RequestRateLimiter
+
+    limiter = RequestRateLimiter(per_minute=600)  # 10 a second, bursts of 600
+    started = time.monotonic()
+    for _ in range(600):
+        await limiter.acquire()
+    assert time.monotonic() - started < 0.5  # the burst allowance is immediate
+    for _ in range(5):
+        await limiter.acquire()
+    assert time.monotonic() - started >= 0.45  # then 10 a second: 5 more take ~0.5 s
