@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 
 from bot.errors import BotError, GuildOnlyError
-
-if TYPE_CHECKING:
-    from bot.app import SoraBot
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +99,8 @@ def describe_error(error: BaseException) -> str | None:
             return None
 
 
-class SoraCommandTree(app_commands.CommandTree["SoraBot"]):
-    async def interaction_check(self, interaction: discord.Interaction[SoraBot], /) -> bool:
+class SoraCommandTree(app_commands.CommandTree[discord.Client]):
+    async def interaction_check(self, interaction: discord.Interaction[discord.Client], /) -> bool:
         """Refuse every command in DMs, whatever Discord's contexts let through."""
         if interaction.guild_id is not None:
             return True
@@ -114,7 +111,10 @@ class SoraCommandTree(app_commands.CommandTree["SoraBot"]):
         return False
 
     async def on_error(
-        self, interaction: discord.Interaction[SoraBot], error: app_commands.AppCommandError, /
+        self,
+        interaction: discord.Interaction[discord.Client],
+        error: app_commands.AppCommandError,
+        /,
     ) -> None:
         await report_error(interaction, error)
 
