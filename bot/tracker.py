@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -82,6 +83,7 @@ class Tracker:
         self._runner: asyncio.Task[None] | None = None
         self._checks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._inflight: set[str] = set()
         self._next_redelivery = clock() + REDELIVER_EVERY
 
     # Lifecycle
@@ -164,13 +166,25 @@ class Tracker:
             self._next_redelivery = now + REDELIVER_EVERY
             for task in await self._store.undelivered_tasks():
                 await self._settle_and_deliver(task)
-        lease = CHECK_TIMEOUT_SECONDS * 2
-        due = await self._store.claim_due_tasks(now, CLAIM_BATCH, lease)
+        # The claim pushes each task's next check one interval ahead, so a check that
+        # changes nothing (the common case: still running, no progress reported) needs no
+        # write of its own; only news is written. A check still in flight when its task
+        # comes due again is not started twice.
+        due = await self._store.claim_due_tasks(now, CLAIM_BATCH, self.schedule.interval)
+        started = 0
         for task in due:
+            if task.id in self._inflight:
+                continue
+            self._inflight.add(task.id)
             check = asyncio.create_task(self._check(task), name=f"check-{task.id}")
             self._checks.add(check)
             check.add_done_callback(self._checks.discard)
-        return len(due)
+            check.add_done_callback(functools.partial(self._done, task.id))
+            started += 1
+        return started
+
+    def _done(self, task_id: str, _: asyncio.Task[None]) -> None:
+        self._inflight.discard(task_id)
 
     async def drain(self) -> None:
         """Wait for the checks already started (tests and benchmarks)."""
@@ -234,7 +248,18 @@ class Tracker:
             return
         self._metrics.provider_requests.labels(result="ok").inc()
         self._errors.pop(task.id, None)
+        if self._nothing_new(task, status, now):
+            return  # the claim already scheduled the next check
         await self.apply(task.id, status)
+
+    def _nothing_new(self, task: Task, status: ProviderStatus, now: datetime) -> bool:
+        if status.state is not ProviderState.RUNNING and status.state is not ProviderState.QUEUED:
+            return False
+        same_state = (status.state is ProviderState.RUNNING) == (task.state is TaskState.RUNNING)
+        if not same_state or status.progress != task.progress:
+            return False
+        elapsed = (now - task.created_at).total_seconds()
+        return self.schedule.next_delay(elapsed, status.progress) == self.schedule.interval
 
     async def apply(self, task_id: str, status: ProviderStatus) -> Task | None:
         """Record what a poll or a callback said. Late, duplicated and out-of-order

@@ -336,47 +336,63 @@ class SqliteStore(Store):
 
     # Quota
 
-    async def _usage(
-        self, db: aiosqlite.Connection, guild_id: int, user_id: int, unit: QuotaUnit, now: datetime
-    ) -> tuple[int, int, int]:
-        """(guild today, guild this month, user today) in `unit`.
+    async def _limits_and_usage(
+        self,
+        db: aiosqlite.Connection,
+        guild_id: int,
+        user_id: int,
+        defaults: EffectiveLimits,
+        now: datetime,
+    ) -> tuple[EffectiveLimits, int, int, int]:
+        """The guild's limits and (guild today, guild this month, user today) usage in the
+        limits' unit, in one round trip to the connection's thread.
 
         A moderator's reset of one member lowers that member's count only: the server
         really did spend those videos with its provider, so its own totals keep them.
         """
-        column = "videos" if unit is QuotaUnit.VIDEOS else "seconds"
         day, month = day_key(now), month_key(now)
         row = await _first(
             db,
-            f"SELECT"
-            f" (SELECT COALESCE(SUM({column}), 0) FROM quota_ledger"
-            f"   WHERE guild_id = ? AND day = ? AND kind != 'reset'),"
-            f" (SELECT COALESCE(SUM({column}), 0) FROM quota_ledger"
-            f"   WHERE guild_id = ? AND month = ? AND kind != 'reset'),"
-            f" (SELECT COALESCE(SUM({column}), 0) FROM quota_ledger"
-            f"   WHERE guild_id = ? AND user_id = ? AND day = ?)",
-            (guild_id, day, guild_id, month, guild_id, user_id, day),
+            "SELECT g.daily_limit, g.monthly_limit, g.user_daily_limit, g.quota_unit,"
+            " (SELECT COALESCE(SUM(videos), 0) FROM quota_ledger"
+            "   WHERE guild_id = :g AND day = :d AND kind != 'reset'),"
+            " (SELECT COALESCE(SUM(seconds), 0) FROM quota_ledger"
+            "   WHERE guild_id = :g AND day = :d AND kind != 'reset'),"
+            " (SELECT COALESCE(SUM(videos), 0) FROM quota_ledger"
+            "   WHERE guild_id = :g AND month = :m AND kind != 'reset'),"
+            " (SELECT COALESCE(SUM(seconds), 0) FROM quota_ledger"
+            "   WHERE guild_id = :g AND month = :m AND kind != 'reset'),"
+            " (SELECT COALESCE(SUM(videos), 0) FROM quota_ledger"
+            "   WHERE guild_id = :g AND user_id = :u AND day = :d),"
+            " (SELECT COALESCE(SUM(seconds), 0) FROM quota_ledger"
+            "   WHERE guild_id = :g AND user_id = :u AND day = :d)"
+            " FROM (SELECT 1) LEFT JOIN guild_settings g ON g.guild_id = :g",
+            {"g": guild_id, "u": user_id, "d": day, "m": month},  # type: ignore[arg-type]
         )
         assert row is not None
-        return max(0, row[0]), max(0, row[1]), max(0, row[2])
-
-    async def _effective_limits(
-        self, db: aiosqlite.Connection, guild_id: int, defaults: EffectiveLimits
-    ) -> EffectiveLimits:
-        return defaults.resolve(
-            _limits(
-                await _first(db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        unit = row[3]
+        limits = defaults.resolve(
+            QuotaLimits(
+                daily=row[0],
+                monthly=row[1],
+                user_daily=row[2],
+                unit=None if unit is None else QuotaUnit(unit),
             )
         )
+        videos = limits.unit is QuotaUnit.VIDEOS
+        day_used = row[4] if videos else row[5]
+        month_used = row[6] if videos else row[7]
+        user_used = row[8] if videos else row[9]
+        return limits, max(0, day_used), max(0, month_used), max(0, user_used)
 
     async def quota_status(
         self, guild_id: int, user_id: int, defaults: EffectiveLimits
     ) -> QuotaStatus:
         now = self._clock()
         async with self._lock:
-            db = self._conn
-            limits = await self._effective_limits(db, guild_id, defaults)
-            day, month, user = await self._usage(db, guild_id, user_id, limits.unit, now)
+            limits, day, month, user = await self._limits_and_usage(
+                self._conn, guild_id, user_id, defaults, now
+            )
         return QuotaStatus(
             limits=limits,
             guild_used_today=day,
@@ -389,11 +405,12 @@ class SqliteStore(Store):
     async def reserve(self, new: NewTask, defaults: EffectiveLimits) -> Task:
         now = self._clock()
         async with self._transaction() as db:
-            limits = await self._effective_limits(db, new.guild_id, defaults)
+            limits, day, month, user = await self._limits_and_usage(
+                db, new.guild_id, new.user_id, defaults, now
+            )
             if not limits.generation_enabled:
                 raise GenerationDisabledError()
             cost = cost_of(new.options, limits.unit)
-            day, month, user = await self._usage(db, new.guild_id, new.user_id, limits.unit, now)
             unit = limits.unit.value
             tomorrow, next_month = next_day_start(now), next_month_start(now)
             if limits.user_daily is not None and user + cost > limits.user_daily:
@@ -416,7 +433,8 @@ class SqliteStore(Store):
                     period="this month",
                     resets_at=next_month,
                 )
-            task_id = await self._insert_task(db, new, now)
+            row = await self._insert_task(db, new, now)
+            task_id = row["id"]
             await db.execute(
                 "INSERT INTO quota_ledger (entry_key, guild_id, user_id, task_id, kind, videos,"
                 " seconds, day, month, created_at) VALUES (?, ?, ?, ?, 'reserve', 1, ?, ?, ?, ?)",
@@ -431,20 +449,22 @@ class SqliteStore(Store):
                     _ts(now),
                 ),
             )
-            row = await _first(db, "SELECT * FROM tasks WHERE id = ?", (task_id,))
-        assert row is not None
         return _task(row)
 
-    async def _insert_task(self, db: aiosqlite.Connection, new: NewTask, now: datetime) -> str:
+    async def _insert_task(
+        self, db: aiosqlite.Connection, new: NewTask, now: datetime
+    ) -> sqlite3.Row:
         for _ in range(10):
             task_id = new_task_id()
             try:
-                await db.execute(
+                row = await _first(
+                    db,
                     "INSERT INTO tasks (id, guild_id, channel_id, user_id, interaction_id,"
                     " interaction_token, provider, mode, options_json, prompt, image_url, state,"
                     " cost_videos, cost_seconds, created_at, updated_at, callback_token,"
                     " upload_limit)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?)"
+                    " RETURNING *",
                     (
                         task_id,
                         new.guild_id,
@@ -466,7 +486,8 @@ class SqliteStore(Store):
                 )
             except sqlite3.IntegrityError:
                 continue  # id collision: draw again
-            return task_id
+            assert row is not None
+            return row
         raise RuntimeError("could not draw a free task id")
 
     async def _settle(self, task_id: str, kind: LedgerKind, note: str | None) -> bool:
