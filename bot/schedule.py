@@ -17,13 +17,15 @@ from dataclasses import dataclass
 
 from bot.providers.base import Capabilities
 
-# The tracker claims due tasks every 0.2 s and a check is one round trip, so a task is
-# looked at about 0.1-0.15 s after it is due: the interval leaves that much headroom.
-CHECK_HEADROOM_SECONDS = 0.15
+# The tracker claims due tasks on a 0.1 s tick, so a check happens on the first tick at or
+# after it is due, a few milliseconds late. An interval 0.05 s short of the lag target
+# lands on the tick at the target (2.0 s for a 2 s target) rather than the one after it.
+CHECK_HEADROOM_SECONDS = 0.05
 # Share of tasks allowed to wait longer than the lag target because the first check
-# comes a little after the shortest generations. With a 95th-percentile target 5 % may;
-# spending 3 of those 5 points keeps a margin for checks that run late under load.
-EARLY_SHARE = 0.03
+# comes a little after the shortest generations. A 95th-percentile target allows 5 %;
+# spending only 1 point leaves the rest for checks that run late: ticks run a little
+# long, and a process following many tasks cannot always check them on time.
+EARLY_SHARE = 0.01
 # With callbacks on and no spread known, the first safety-net check comes this many
 # times the provider's expected generation time after submission.
 CALLBACK_SAFETY_FACTOR = 1.5
@@ -69,16 +71,17 @@ class Schedule:
         """A schedule for generations taking `shortest` to `longest` seconds, the provider
         reporting no progress, that notices the end within `lag` seconds for 95 % of tasks.
 
-        A check made while the video cannot be ready costs a request and tells nothing,
-        and early checks are the expensive ones: every task pays for them, while a late
-        check is paid only by the tasks still running. So the first check comes after the
-        shortest generations plus a small share of the spread (the few tasks that finish
-        that early wait a little longer), then every `lag` less the tracker's headroom.
-        Checking more often near the start or rarer near the end both cost more
-        requests for the same 95th-percentile lag when the spread is roughly even.
+        A check made while the video cannot be ready costs a request and tells nothing.
+        Early checks are the expensive ones: every task pays for them, while a late check
+        is paid only by the tasks still running. A gap longer than `lag` anywhere makes
+        the same share of tasks wait too long, so the little slack a percentile target
+        gives is best spent at the start: the first check comes after the shortest
+        generation plus `lag` plus 1 % of the spread, then one every `lag` (less the
+        tracker's headroom). Polling alone, for an even spread of 40-120 s and a 2 s
+        target, that is about 20 checks a task where checking every 3 s takes 27.
 
         With callbacks, the first check waits for the longest generation plus a quarter
-        of the spread: a callback that arrives, as it should, makes every check useless.
+        of the spread: when callbacks arrive, as they should, no check is needed at all.
         """
         if not 0 < shortest <= longest:
             raise ValueError("need 0 < shortest <= longest")

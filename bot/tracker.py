@@ -41,7 +41,7 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 0.2  # how often due tasks are claimed
+TICK_SECONDS = 0.1  # how often due tasks are claimed (a cycle every tick, not after it)
 CLAIM_BATCH = 500
 CHECK_TIMEOUT_SECONDS = 45.0
 QUEUED_GRACE_SECONDS = 300.0  # a task reserved but never sent this long ago was lost in a crash
@@ -147,7 +147,9 @@ class Tracker:
                 await asyncio.sleep(1)
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             try:
                 await self.run_once()
             except asyncio.CancelledError:
@@ -155,8 +157,10 @@ class Tracker:
             except Exception:
                 log.exception("tracker cycle failed; trying again next cycle")
             self._wake.clear()
+            # Fixed rate: the time a cycle took is not added to the wait for the next.
+            pause = max(0.0, self._tick - (loop.time() - began))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._tick)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     async def run_once(self) -> int:
         """Claim due tasks and start their checks; returns how many were claimed."""
