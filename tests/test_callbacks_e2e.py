@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from bot.domain import NotifyState, TaskState
 from tests.conftest import BotWorld, running_world
 from tests.fakes import FakeDiscord
 from tests.fakes.providers import FakeApixo, FakeOpenAI, FakeSora2API
+from tests.helpers import eventually, posts
 
 
 def free_port() -> int:
@@ -32,22 +32,6 @@ def listener(port: int) -> dict[str, Any]:
         "poll_first_delay_seconds": 60,
         "poll_interval_seconds": 60,
     }
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.05)
-
-
-def posts(world: BotWorld) -> list[dict[str, Any]]:
-    channel = int(world.guild.channels[0]["id"])
-    return [m for m in world.fake.channel_messages.get(channel, []) if m.get("nonce")]
 
 
 async def submit(world: BotWorld, prompt: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +13,9 @@ from bot.domain import NotifyState, Task, TaskState
 from tests.conftest import BotWorld, make_settings, running_world, start_bot, stop_bot
 from tests.fakes import FakeDiscord, FakeInteraction
 from tests.fakes.providers import FakeApixo
+from tests.helpers import eventually, posts
 
 FAST = {"poll_first_delay_seconds": 0.1, "poll_interval_seconds": 0.1}
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.05)
-
-
-def posts(world: BotWorld, channel_id: int | None = None) -> list[dict[str, Any]]:
-    """Messages the bot created in a guild channel (not interaction responses)."""
-    cid = channel_id or int(world.guild.channels[0]["id"])
-    return [m for m in world.fake.channel_messages.get(cid, []) if m.get("nonce")]
 
 
 async def only_task(world: BotWorld) -> Task:

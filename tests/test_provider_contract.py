@@ -37,7 +37,7 @@ from bot.providers.base import (
     VideoProvider,
     plan_options,
 )
-from bot.providers.http import NotSentError, ProviderHTTP
+from bot.providers.http import NotSentError
 from bot.providers.openai import DuplicateCallbackError, OpenAIProvider
 from bot.providers.registry import build_provider
 from bot.providers.sora2api import Sora2ApiProvider
@@ -52,6 +52,7 @@ from tests.fakes.providers import (
     FakeSoraVideo,
     FakeUlazAI,
 )
+from tests.helpers import fast_http
 
 NAMES = ["apixo", "sora2api", "soravideo", "ulazai", "openai"]
 FAKES: dict[str, type[FakeProvider]] = {
@@ -81,14 +82,7 @@ class Rig:
 
 
 def adapter(name: str, fake: FakeProvider, client: httpx.AsyncClient) -> VideoProvider:
-    http = ProviderHTTP(
-        client,
-        provider=name,
-        base_url=fake.base_url,
-        auth_header=("Authorization", f"{SCHEMES.get(name, 'Bearer')} {fake.api_key}"),
-        backoff_initial=0.01,
-        max_retry_seconds=5,
-    )
+    http = fast_http(client, name, fake.base_url, fake.api_key, SCHEMES.get(name, "Bearer"))
     match name:
         case "apixo":
             return ApixoProvider(http)

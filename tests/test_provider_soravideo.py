@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tenacity import wait_exponential_jitter
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
 from bot.errors import (
@@ -29,25 +28,11 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
 )
-from bot.providers.http import ProviderHTTP
 from bot.providers.soravideo import CAPABILITIES, SoraVideoProvider
 from tests.fakes.providers import FakeSoraVideo, make_png
+from tests.helpers import fast_http
 
 CREATE = "/api/v1/sora2/text-to-video"
-
-
-def make_http(client: httpx.AsyncClient, base_url: str, key: str) -> ProviderHTTP:
-    http = ProviderHTTP(
-        client,
-        provider="soravideo",
-        base_url=base_url,
-        auth_header=("Authorization", f"Bearer {key}"),
-        backoff_initial=0.01,
-        max_retry_seconds=5,
-    )
-    # tenacity adds up to 1 s of jitter per retry; keep the retries in these tests quick.
-    http._backoff = wait_exponential_jitter(max=0.05, jitter=0.01, multiplier=0.01)
-    return http
 
 
 @pytest.fixture
@@ -64,7 +49,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def provider(fake: FakeSoraVideo, client: httpx.AsyncClient) -> SoraVideoProvider:
-    return SoraVideoProvider(make_http(client, fake.base_url, fake.api_key))
+    return SoraVideoProvider(fast_http(client, "soravideo", fake.base_url, fake.api_key))
 
 
 def text(prompt: str = "a cat on a skateboard", **options: Any) -> GenerationRequest:
@@ -80,7 +65,9 @@ def image_request(prompt: str = "the flower blooms", **options: Any) -> Generati
 def mocked(handler: Callable[[httpx.Request], httpx.Response]) -> SoraVideoProvider:
     """The adapter against hand-made answers the fake never gives."""
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return SoraVideoProvider(make_http(client, "https://soravideo.test/api/v1", "sk_test"))
+    return SoraVideoProvider(
+        fast_http(client, "soravideo", "https://soravideo.test/api/v1", "sk_test")
+    )
 
 
 # -- what goes over the wire -------------------------------------------------------------
@@ -237,7 +224,7 @@ async def test_status_checks_are_retried(
 
 async def test_slow_status_check_times_out_and_is_retried(fake: FakeSoraVideo) -> None:
     async with httpx.AsyncClient(timeout=0.2) as short:
-        provider = SoraVideoProvider(make_http(short, fake.base_url, fake.api_key))
+        provider = SoraVideoProvider(fast_http(short, "soravideo", fake.base_url, fake.api_key))
         task_id = (await provider.submit(text(duration_seconds=5))).provider_task_id
         fake.inject("slow", path="/tasks/", delay=0.5)
         assert (await provider.status(task_id)).state is ProviderState.QUEUED
@@ -258,7 +245,7 @@ async def test_create_is_never_sent_twice_when_it_may_have_arrived(
 
 async def test_create_that_times_out_is_not_resent(fake: FakeSoraVideo) -> None:
     async with httpx.AsyncClient(timeout=0.2) as short:
-        provider = SoraVideoProvider(make_http(short, fake.base_url, fake.api_key))
+        provider = SoraVideoProvider(fast_http(short, "soravideo", fake.base_url, fake.api_key))
         fake.inject("slow", path=CREATE, delay=0.5)
         with pytest.raises(ProviderUnavailableError, match="timed out"):
             await provider.submit(text(duration_seconds=5))
@@ -303,7 +290,7 @@ async def test_auth_fault(fake: FakeSoraVideo, provider: SoraVideoProvider) -> N
 
 
 async def test_wrong_key_is_an_auth_error(fake: FakeSoraVideo, client: httpx.AsyncClient) -> None:
-    provider = SoraVideoProvider(make_http(client, fake.base_url, "sk_wrong"))
+    provider = SoraVideoProvider(fast_http(client, "soravideo", fake.base_url, "sk_wrong"))
     with pytest.raises(ProviderAuthError):
         await provider.status("task_x")
 

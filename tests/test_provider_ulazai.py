@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tenacity import wait_exponential_jitter
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
 from bot.errors import (
@@ -29,28 +28,12 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
 )
-from bot.providers.http import ProviderHTTP
 from bot.providers.ulazai import CAPABILITIES, UlazAIProvider
 from tests.fakes.providers import FakeUlazAI, make_png
+from tests.helpers import fast_http
 
 TEXT = "/api/v1/sora/generate/text-to-video/"
 IMAGE = "/api/v1/sora/generate/image-to-video/"
-
-
-def make_http(
-    client: httpx.AsyncClient, base_url: str, key: str, scheme: str = "Token"
-) -> ProviderHTTP:
-    http = ProviderHTTP(
-        client,
-        provider="ulazai",
-        base_url=base_url,
-        auth_header=("Authorization", f"{scheme} {key}"),
-        backoff_initial=0.01,
-        max_retry_seconds=5,
-    )
-    # tenacity adds up to 1 s of jitter per retry; keep the retries in these tests quick.
-    http._backoff = wait_exponential_jitter(max=0.05, jitter=0.01, multiplier=0.01)
-    return http
 
 
 @pytest.fixture
@@ -67,7 +50,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def provider(fake: FakeUlazAI, client: httpx.AsyncClient) -> UlazAIProvider:
-    return UlazAIProvider(make_http(client, fake.base_url, fake.api_key))
+    return UlazAIProvider(fast_http(client, "ulazai", fake.base_url, fake.api_key, scheme="Token"))
 
 
 def text(prompt: str = "a cat on a skateboard", **options: Any) -> GenerationRequest:
@@ -91,7 +74,9 @@ def answer(body: Any, status: int = 200) -> httpx.Response:
 def mocked(handler: Callable[[httpx.Request], httpx.Response]) -> UlazAIProvider:
     """The adapter against hand-made answers the fake never gives."""
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return UlazAIProvider(make_http(client, "https://ulazai.test/api/v1", "key"))
+    return UlazAIProvider(
+        fast_http(client, "ulazai", "https://ulazai.test/api/v1", "key", scheme="Token")
+    )
 
 
 # -- what goes over the wire -------------------------------------------------------------
@@ -156,7 +141,9 @@ async def test_image_without_url_is_a_caller_bug(
 
 
 async def test_bearer_is_refused(fake: FakeUlazAI, client: httpx.AsyncClient) -> None:
-    provider = UlazAIProvider(make_http(client, fake.base_url, fake.api_key, scheme="Bearer"))
+    provider = UlazAIProvider(
+        fast_http(client, "ulazai", fake.base_url, fake.api_key, scheme="Bearer")
+    )
     with pytest.raises(ProviderAuthError):
         await provider.submit(text())
     assert fake.tasks == {}
@@ -237,7 +224,9 @@ async def test_status_checks_are_retried(
 
 async def test_slow_status_check_times_out_and_is_retried(fake: FakeUlazAI) -> None:
     async with httpx.AsyncClient(timeout=0.2) as short:
-        provider = UlazAIProvider(make_http(short, fake.base_url, fake.api_key))
+        provider = UlazAIProvider(
+            fast_http(short, "ulazai", fake.base_url, fake.api_key, scheme="Token")
+        )
         task_id = (await provider.submit(text())).provider_task_id
         fake.inject("slow", path="/sora/status/", delay=0.5)
         assert (await provider.status(task_id)).state is ProviderState.RUNNING
@@ -258,7 +247,9 @@ async def test_create_is_never_sent_twice_when_it_may_have_arrived(
 
 async def test_create_that_times_out_is_not_resent(fake: FakeUlazAI) -> None:
     async with httpx.AsyncClient(timeout=0.2) as short:
-        provider = UlazAIProvider(make_http(short, fake.base_url, fake.api_key))
+        provider = UlazAIProvider(
+            fast_http(short, "ulazai", fake.base_url, fake.api_key, scheme="Token")
+        )
         fake.inject("slow", path=TEXT, delay=0.5)
         with pytest.raises(ProviderUnavailableError, match="timed out"):
             await provider.submit(text())
