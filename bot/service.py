@@ -128,9 +128,7 @@ class SoraService:
         # Per-task callback URLs, when providers can reach the bot's listener.
         self._callback_base = (
             f"{settings.webhook_public_url}/callbacks"
-            if settings.webhook_public_url
-            and provider.capabilities.callbacks
-            and provider.name != "openai"  # OpenAI webhooks are set per project, not per task
+            if settings.webhook_public_url and provider.capabilities.reports == "callback"
             else None
         )
 

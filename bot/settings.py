@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     tracker_concurrency: int = Field(default=16, ge=1, le=1000)
     webhook_listen: str | None = None
     webhook_public_url: str | None = None
+    metrics_token: SecretStr | None = None
 
     log_level: LogLevel = "INFO"
 
@@ -94,6 +95,7 @@ class Settings(BaseSettings):
         "openai_webhook_secret",
         "webhook_listen",
         "webhook_public_url",
+        "metrics_token",
         "poll_first_delay_seconds",
         "poll_interval_seconds",
         mode="before",

@@ -28,6 +28,7 @@ CAPABILITIES = Capabilities(
     max_prompt_length=5_000,  # 10,000 for sora-2, 5,000 for sora-2-pro: the stricter one
     image_input="url",
     callbacks=True,
+    reports="callback",
     result_lifetime=timedelta(days=15),
     max_concurrent_tasks=1_000,
     max_requests_per_minute=10_000,

@@ -65,6 +65,9 @@ class Capabilities:
     result_lifetime: timedelta | None
     duration_selectable: bool = True  # False: the provider picks the length itself
     remix: bool = False  # can change a finished video with a new prompt
+    # How results reach the bot besides polling: "callback" (a per-task URL with an
+    # unguessable token), "webhook" (project-level signed webhooks) or "poll" (none).
+    reports: Literal["callback", "webhook", "poll"] = "poll"
     max_concurrent_tasks: int | None = None
     max_requests_per_minute: int | None = None
     max_image_bytes: int = 10 * 1024 * 1024

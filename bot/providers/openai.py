@@ -40,6 +40,7 @@ CAPABILITIES = Capabilities(
     max_prompt_length=5_000,  # undocumented upstream; gateways commonly cap here
     image_input="upload",
     callbacks=True,  # project-level webhooks, when the gateway is configured to send them
+    reports="webhook",
     result_lifetime=timedelta(hours=1),  # expires_at: about an hour after completion
     remix=True,
     expected_seconds=90.0,

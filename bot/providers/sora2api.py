@@ -33,6 +33,7 @@ CAPABILITIES = Capabilities(
     max_prompt_length=5_000,  # undocumented: the Sora 2 limit the other resellers state
     image_input="url",
     callbacks=True,
+    reports="callback",
     result_lifetime=timedelta(days=15),
     expected_seconds=150.0,
     poll_interval_seconds=10.0,  # the sample code polls every 30 s; callbacks are preferred
