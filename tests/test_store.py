@@ -231,12 +231,31 @@ async def test_refund_counts_against_the_reservations_period(
 
 async def test_reset_user_clears_member_but_not_server(store: SqliteStore) -> None:
     for _ in range(3):
-        await store.reserve(new_task(user=7), DEFAULTS)
+        task = await store.reserve(new_task(user=7), DEFAULTS)
+        await store.charge(task.id)
     assert await store.reset_user_usage(GUILD, 7, actor_id=99) == (3, 24)
     assert await store.reset_user_usage(GUILD, 7, actor_id=99) == (0, 0)
     status = await store.quota_status(GUILD, 7, DEFAULTS)
     assert status.user_used_today == 0 and status.guild_used_today == 3
     await store.reserve(new_task(user=7), DEFAULTS)
+
+
+async def test_reset_user_during_flight_credits_nothing_twice(store: SqliteStore) -> None:
+    """A member reset while a task is in flight, whose task is refunded afterwards, has
+    their limit back exactly once: the refund is the only credit for that task."""
+    done = await store.reserve(new_task(user=7), DEFAULTS)
+    await store.charge(done.id)
+    flying = await store.reserve(new_task(user=7), DEFAULTS)
+    assert await store.reset_user_usage(GUILD, 7, actor_id=99) == (1, 8)  # the settled one
+    status = await store.quota_status(GUILD, 7, DEFAULTS)
+    assert status.user_used_today == 1  # the task in flight still counts
+    await store.refund(flying.id, "the provider failed")
+    status = await store.quota_status(GUILD, 7, DEFAULTS)
+    assert status.user_used_today == 0 and status.guild_used_today == 1
+    for _ in range(DEFAULTS.user_daily or 0):
+        await store.reserve(new_task(user=7), DEFAULTS)
+    with pytest.raises(QuotaExceededError):
+        await store.reserve(new_task(user=7), DEFAULTS)
 
 
 async def test_update_limits_returns_before_and_after(store: SqliteStore) -> None:

@@ -57,6 +57,22 @@ def _model(quality: Quality) -> str:
             return "sora-2-pro"
 
 
+# High quality asks sora-2-pro for its larger output, which is what "high" buys.
+PRO_IMAGE_RESOLUTION = "1080p"
+
+
+def _pro_size(aspect: Aspect) -> str:
+    """sora-2-pro text-to-video takes a pixel size `W*H` (720*1280, 1280*720, 1024*1792,
+    1792*1024), not an aspect name: the larger pro sizes, in the asked shape."""
+    match aspect:
+        case Aspect.LANDSCAPE:
+            return "1792*1024"
+        case Aspect.PORTRAIT:
+            return "1024*1792"
+        case Aspect.SQUARE:
+            raise ValueError("APIXO makes no square videos")
+
+
 class ApixoProvider:
     name = "apixo"
     display_name = "APIXO"
@@ -79,9 +95,11 @@ class ApixoProvider:
         }
         if model == "sora-2":
             payload["aspect_ratio"] = options.aspect.value
+        elif request.mode is Mode.IMAGE:
+            # sora-2-pro image-to-video: the picture sets the shape; only the resolution.
+            payload["resolution"] = PRO_IMAGE_RESOLUTION
         else:
-            payload["size"] = options.aspect.value
-            payload["resolution"] = "high"
+            payload["size"] = _pro_size(options.aspect)
         if request.mode is Mode.IMAGE:
             if request.image is None or request.image.url is None:
                 raise ValueError("image-to-video needs an image URL for APIXO")

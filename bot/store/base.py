@@ -98,8 +98,10 @@ class Store(ABC):
 
     @abstractmethod
     async def reset_user_usage(self, guild_id: int, user_id: int, actor_id: int) -> tuple[int, int]:
-        """Clear a member's usage for the current UTC day; return the videos and seconds
-        cleared. The guild's own totals keep them: the provider was really used."""
+        """Clear a member's settled usage for the current UTC day; return the videos and
+        seconds cleared. Reservations still in flight are not cleared (their own refund or
+        charge settles them), so nothing is credited twice. The guild's own totals keep
+        the cleared usage: the provider was really used."""
 
     # Tasks
     @abstractmethod

@@ -536,11 +536,17 @@ class SqliteStore(Store):
         now = self._clock()
         day = day_key(now)
         async with self._transaction() as db:
+            # Only settled usage is cleared. A reservation still in flight is left alone: if
+            # it were cleared now, its later refund would credit the member a second time.
             row = await _first(
                 db,
-                "SELECT COALESCE(SUM(videos), 0), COALESCE(SUM(seconds), 0), COUNT(*)"
-                " FROM quota_ledger WHERE guild_id = ? AND user_id = ? AND day = ?",
-                (guild_id, user_id, day),
+                "SELECT COALESCE(SUM(l.videos), 0), COALESCE(SUM(l.seconds), 0),"
+                " (SELECT COUNT(*) FROM quota_ledger"
+                "   WHERE guild_id = :g AND user_id = :u AND day = :d)"
+                " FROM quota_ledger l WHERE l.guild_id = :g AND l.user_id = :u AND l.day = :d"
+                " AND NOT (l.kind = 'reserve' AND NOT EXISTS (SELECT 1 FROM quota_ledger s"
+                "   WHERE s.entry_key IN ('charge:' || l.task_id, 'refund:' || l.task_id)))",
+                {"g": guild_id, "u": user_id, "d": day},  # type: ignore[arg-type]
             )
             assert row is not None
             videos, seconds, entries = max(0, row[0]), max(0, row[1]), row[2]
