@@ -25,7 +25,7 @@ from bot.errors import ConfigurationError
 from bot.generate import GenerateArgs, generate
 from bot.logging_setup import setup_logging
 from bot.providers.registry import PROVIDERS, build_provider
-from bot.settings import PROVIDERS_WITH_KEYS, Settings, load_settings
+from bot.settings import Settings, load_settings, redact_url
 from bot.store import create_store
 
 log = logging.getLogger("bot")
@@ -43,12 +43,7 @@ def make_http_client() -> httpx.AsyncClient:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    values = [settings.discord_token.get_secret_value()]
-    for name in PROVIDERS_WITH_KEYS:
-        key = settings.api_key(name)
-        if key is not None:
-            values.append(key.get_secret_value())
-    return values
+    return settings.secret_values()
 
 
 async def run_bot(settings: Settings) -> int:
@@ -106,10 +101,16 @@ async def check(settings: Settings) -> int:
     key = settings.api_key(settings.sora_provider)
     print("Configuration OK")
     print(f"  provider:  {settings.sora_provider}" + (" (API key set)" if key else ""))
-    print(f"  database:  {store.description} (schema version {version})")
-    print(f"  discord:   {settings.discord_api_base}")
+    base_url = settings.base_url(settings.sora_provider)
+    if base_url:
+        print(f"  provider address: {redact_url(base_url)}")
+    print(f"  database:  {redact_url(store.description)} (schema version {version})")
+    print(f"  discord:   {redact_url(settings.discord_api_base)}")
     if settings.discord_gateway_url:
-        print(f"  gateway:   {settings.discord_gateway_url}")
+        print(f"  gateway:   {redact_url(settings.discord_gateway_url)}")
+    if settings.webhook_listen:
+        public = redact_url(settings.webhook_public_url) if settings.webhook_public_url else "-"
+        print(f"  listener:  {settings.webhook_listen} (public address {public})")
     guilds = ", ".join(map(str, settings.discord_guild_ids)) or "none (commands sync globally)"
     print(f"  guilds:    {guilds}")
     limits = settings.default_limits

@@ -7,8 +7,11 @@ reported once, cleanly, before anything connects.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
@@ -159,9 +162,20 @@ class Settings(BaseSettings):
     @field_validator("openai_webhook_secret")
     @classmethod
     def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("whsec_"):
+        """Checked here, not when the adapter is built, so a pasted-wrong secret is one
+        readable line at start (exit 2) rather than a traceback."""
+        if value is None:
+            return None
+        raw = value.get_secret_value().strip()
+        if not raw.startswith("whsec_"):
             raise ValueError("must start with whsec_ (copy it from the OpenAI dashboard)")
-        return value
+        try:
+            key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("is not a valid whsec_ secret (base64 after the prefix)") from None
+        if not key:
+            raise ValueError("is not a valid whsec_ secret (nothing after the prefix)")
+        return SecretStr(raw)
 
     @field_validator("discord_token")
     @classmethod
@@ -201,6 +215,35 @@ class Settings(BaseSettings):
             return None
         url: str = getattr(self, f"{provider}_base_url")
         return url
+
+    def urls(self) -> list[str]:
+        """Every configured address, for `check` to show and the log filter to scrub."""
+        values = [self.discord_api_base, self.discord_gateway_url, self.webhook_public_url]
+        values += [self.base_url(name) for name in PROVIDERS_WITH_KEYS]
+        values.append(self.database_url)
+        return [v for v in values if v]
+
+    def secret_values(self) -> list[str]:
+        """Every secret the configuration holds, for the log filter: tokens, keys, the
+        webhook secret (whole and its key part), and passwords inside configured URLs."""
+        values = [self.discord_token.get_secret_value()]
+        for name in PROVIDERS_WITH_KEYS:
+            key = self.api_key(name)
+            if key is not None:
+                values.append(key.get_secret_value())
+        for secret in (self.openai_webhook_secret, self.metrics_token):
+            if secret is not None:
+                values.append(secret.get_secret_value())
+        if self.openai_webhook_secret is not None:
+            values.append(self.openai_webhook_secret.get_secret_value().removeprefix("whsec_"))
+        for url in self.urls():
+            try:
+                parts = urlsplit(url)
+                userinfo = [parts.password or parts.username or ""]
+            except ValueError:
+                continue
+            values += [v for v in userinfo if v]
+        return values
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -251,3 +294,19 @@ def describe_errors(errors: list[ErrorDetails]) -> str:
             message = "is required but not set"
         lines.append(f"  - {location}: {message}" if location else f"  - {message}")
     return "Configuration problems:\n" + "\n".join(lines)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password in it replaced, for output an operator may paste in a
+    support thread (`check` prints the configured addresses)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "(unreadable URL)"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    # A lone user name in a URL is often a token (https://TOKEN@proxy): mask it too.
+    userinfo = f"{parts.username or ''}:***" if password else "***"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
