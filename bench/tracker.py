@@ -394,6 +394,7 @@ async def child(spec: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     import bot.app  # noqa: F401  (the bot's whole import footprint counts in its memory)
     from bot.__main__ import make_http_client
+    from bot.fetch import MediaPolicy
     from bot.metrics import Metrics
     from bot.providers.apixo import ApixoProvider
     from bot.providers.http import ProviderHTTP
@@ -438,6 +439,7 @@ async def child(spec: dict[str, Any]) -> None:
             metrics=metrics,
             clock=clock.now,
             tick_seconds=TICK_SECONDS / scale,
+            media_policy=MediaPolicy([spec["base_url"]]),
         )
         if config.callbacks:
             webhooks = WebhookServer(

@@ -22,8 +22,10 @@ import httpx
 from bot.app import SoraBot
 from bot.domain import Aspect, Quality
 from bot.errors import ConfigurationError
-from bot.generate import GenerateArgs, generate
+from bot.fetch import Fetcher, MediaPolicy
+from bot.generate import GenerateArgs, generate, is_url
 from bot.logging_setup import setup_logging
+from bot.media import serving_files
 from bot.providers.registry import PROVIDERS, build_provider
 from bot.settings import Settings, load_settings, redact_url
 from bot.store import create_store
@@ -139,11 +141,44 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
             timeout=args.timeout,
             poll_seconds=args.poll_seconds,
         )
-        try:
-            return await generate(provider, client, request)
-        except asyncio.CancelledError:
-            print("\nstopped following; the task may still finish at the provider", file=sys.stderr)
-            return 130
+        # Result URLs are vetted as the bot vets them; the provider's own address is trusted.
+        fetcher = Fetcher(
+            client, MediaPolicy([settings.base_url(args.provider or settings.sora_provider)])
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            publish = None
+            listen, public = settings.listen_address, settings.webhook_public_url
+            if (
+                args.image
+                and not is_url(args.image)
+                and provider.capabilities.image_input == "url"
+                and listen is not None
+                and public is not None
+            ):
+                # The provider fetches the picture by URL: serve the local file for as long
+                # as the generation is followed (then the listener stops, the file goes).
+                try:
+                    publish = await stack.enter_async_context(
+                        serving_files(listen, public, lifetime_seconds=args.timeout + 600)
+                    )
+                except OSError as exc:
+                    print(
+                        f"Configuration problems:\n  - WEBHOOK_LISTEN: cannot listen on "
+                        f"{settings.webhook_listen} ({exc.strerror or exc}); is the bot "
+                        "running on it?",
+                        file=sys.stderr,
+                    )
+                    return EXIT_CONFIG
+            try:
+                return await generate(
+                    provider, client, request, fetcher=fetcher, publish_image=publish
+                )
+            except asyncio.CancelledError:
+                print(
+                    "\nstopped following; the task may still finish at the provider",
+                    file=sys.stderr,
+                )
+                return 130
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

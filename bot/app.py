@@ -6,6 +6,7 @@ Built by `main` (or a test) with its settings, store and HTTP client already mad
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -18,10 +19,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.command_tree import SoraCommandTree
+from bot.fetch import Fetcher, MediaPolicy
 from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.providers.base import VideoProvider
+from bot.providers.limits import TaskCap
 from bot.schedule import Schedule
 from bot.service import SoraService
 from bot.settings import Settings
@@ -82,7 +85,13 @@ class SoraBot(commands.Bot):
         self.http_client = http_client
         self.provider = provider
         self.metrics = Metrics()
-        callbacks = bool(settings.webhook_public_url) and provider.capabilities.callbacks
+        # Polling is only the safety net when reports can actually arrive: a per-task
+        # callback needs the public address; signed webhooks also need their secret.
+        reports = provider.capabilities.reports
+        callbacks = bool(settings.webhook_public_url and settings.listen_address) and (
+            reports == "callback"
+            or (reports == "webhook" and settings.openai_webhook_secret is not None)
+        )
         self.schedule = Schedule.for_provider(
             provider.capabilities,
             first_delay=settings.poll_first_delay_seconds,
@@ -95,6 +104,10 @@ class SoraBot(commands.Bot):
             if settings.webhook_public_url and settings.listen_address
             else None
         )
+        # One policy for every provider-named URL: the active provider's own address is
+        # trusted as configured; anything else must be https to a public address.
+        self.media_policy = MediaPolicy([settings.base_url(settings.sora_provider)])
+        self.fetcher = Fetcher(http_client, self.media_policy)
         self.notifier = Notifier(
             client=self,
             store=store,
@@ -102,6 +115,7 @@ class SoraBot(commands.Bot):
             http_client=http_client,
             metrics=self.metrics,
             media_host=self.media_host,
+            fetcher=self.fetcher,
         )
         self.tracker = Tracker(
             store=store,
@@ -111,7 +125,13 @@ class SoraBot(commands.Bot):
             max_age=timedelta(minutes=settings.task_max_age_minutes),
             concurrency=settings.tracker_concurrency,
             metrics=self.metrics,
+            media_policy=self.media_policy,
         )
+        if isinstance(provider, TaskCap):
+            # The provider's task cap counts its unfinished tasks in this store.
+            provider.count_active_with(
+                functools.partial(store.count_active_provider_tasks, provider.name)
+            )
         address = settings.listen_address
         self.webhooks = (
             None
@@ -125,6 +145,13 @@ class SoraBot(commands.Bot):
                 metrics=self.metrics,
                 is_ready=self.is_ready,
                 media=self.media_host,
+                # Signed webhooks are accepted only when they can be verified.
+                signed_webhooks=settings.openai_webhook_secret is not None,
+                metrics_token=(
+                    None
+                    if settings.metrics_token is None
+                    else settings.metrics_token.get_secret_value()
+                ),
             )
         )
         self.sora = app_commands.Group(
@@ -177,6 +204,7 @@ class SoraBot(commands.Bot):
     async def close(self) -> None:
         try:
             await self.tracker.stop()
+            await self.notifier.close()
             if self.webhooks is not None:
                 await self.webhooks.stop()
             await super().close()

@@ -28,12 +28,25 @@ PERMISSION_NAMES = {
 
 
 PUBLIC_DEFER = "sora.public_defer"
+PRIVATE_DEFER = "sora.private_defer"
 
 
 async def defer_publicly(interaction: discord.Interaction[Any]) -> None:
-    """Show "thinking..." to the channel; `send_reply` remembers that for private errors."""
+    """Show "thinking..." to the channel; `send_reply` remembers that for private errors.
+    Does nothing if the interaction was already deferred (privately, to read a picture)."""
+    if interaction.response.is_done():
+        return
     await interaction.response.defer(thinking=True)
     interaction.extras[PUBLIC_DEFER] = True
+
+
+async def defer_privately(interaction: discord.Interaction[Any]) -> None:
+    """Show "thinking..." to the member only, while something of theirs that may be
+    refused (their picture) is checked: an error then simply replaces it, privately, and
+    nothing is left in the channel. Whoever succeeds must resolve it before posting in
+    public, since the first followup would edit it and stay private (see `announce`)."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    interaction.extras[PRIVATE_DEFER] = True
 
 
 async def send_reply(

@@ -7,7 +7,9 @@ the task with the same `VideoProvider` calls the bot makes, and writes the MP4.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +26,18 @@ from bot.errors import (
     ProviderUnavailableError,
     RateLimitedError,
 )
+from bot.fetch import (
+    HEAD_BYTES,
+    IMAGE_DEADLINE_SECONDS,
+    MAX_VIDEO_BYTES,
+    Fetcher,
+    MediaFetchError,
+    MediaPolicy,
+    Spooled,
+    looks_like_video,
+)
 from bot.images import sniff_image
+from bot.media import Publisher
 from bot.providers.base import (
     GenerationRequest,
     ImageInput,
@@ -77,36 +90,74 @@ class Progress:
             self._stream.write("\n")
 
 
-async def load_image(source: str, provider: VideoProvider, client: httpx.AsyncClient) -> ImageInput:
-    """A local file, or an http(s) URL (which URL-taking providers receive as is)."""
-    is_url = source.startswith(("http://", "https://"))
-    if provider.capabilities.image_input == "url" and not is_url:
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+async def load_image(
+    source: str,
+    provider: VideoProvider,
+    client: httpx.AsyncClient,
+    *,
+    publish: Publisher | None = None,
+) -> ImageInput:
+    """A local file, or an http(s) URL (which URL-taking providers receive as is).
+
+    A provider that fetches pictures by URL gets a local file through `publish` (the
+    listener serves it under an unguessable, expiring name); without one it is refused.
+    """
+    remote = is_url(source)
+    wants_url = provider.capabilities.image_input == "url"
+    limit = provider.capabilities.max_image_bytes
+    if wants_url and not remote and publish is None:
         raise InvalidInputError(
             f"{provider.display_name} fetches the image from a public URL: "
-            "pass --image https://... instead of a local file."
+            "pass --image https://... instead of a local file, or set WEBHOOK_LISTEN and "
+            "WEBHOOK_PUBLIC_URL so this command can serve the file itself."
         )
-    if is_url:
-        try:
-            response = await client.get(source)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise InvalidInputError(
-                f"Could not download the image ({type(exc).__name__})."
-            ) from None
-        data = response.content
+    if remote:
+        data = await _download_image(source, client, limit)
     else:
-        try:
-            data = await asyncio.to_thread(Path(source).read_bytes)
-        except OSError as exc:
-            raise InvalidInputError(f"Could not read {source}: {exc.strerror}.") from None
-    info = sniff_image(data, max_bytes=provider.capabilities.max_image_bytes)
+        data = await _read_image(Path(source), limit)
+    info = sniff_image(data, max_bytes=limit)
+    url = source if remote else None
+    if wants_url and not remote and publish is not None:
+        url = await publish(data, _EXTENSIONS[info.content_type])
     return ImageInput(
         data=data,
         content_type=info.content_type,
         width=info.width,
         height=info.height,
-        url=source if is_url else None,
+        url=url,
     )
+
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+async def _download_image(source: str, client: httpx.AsyncClient, limit: int) -> bytes:
+    """The operator typed this URL, so its own origin is trusted as given; redirects
+    are vetted like any media URL, and the download has a deadline and a size cap."""
+    fetcher = Fetcher(client, MediaPolicy([source]), deadline=IMAGE_DEADLINE_SECONDS)
+    try:
+        with await fetcher.download(source, limit=limit) as spooled:
+            return await asyncio.to_thread(spooled.path.read_bytes)
+    except MediaFetchError as exc:
+        raise InvalidInputError(f"Could not download the image: {exc.user_message}.") from None
+
+
+async def _read_image(path: Path, limit: int) -> bytes:
+    """The file, unless it is larger than `limit` (then not read at all)."""
+    try:
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size > limit:
+            raise InvalidInputError(
+                f"{path} is {size / 1_048_576:.1f} MB; the limit is "
+                f"{limit / 1_048_576:.0f} MB. Please use a smaller picture."
+            )
+        return await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise InvalidInputError(f"Could not read {path}: {exc.strerror}.") from None
 
 
 def output_path(out: Path | None, provider_task_id: str) -> Path:
@@ -123,7 +174,12 @@ async def generate(
     *,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    fetcher: Fetcher | None = None,
+    publish_image: Publisher | None = None,
 ) -> int:
+    """`fetcher` downloads the result (its policy trusts the provider's configured
+    address; default: https to public addresses only). `publish_image` serves a local
+    picture to a provider that fetches pictures by URL (see `bot.media.serving_files`)."""
     try:
         planned = plan_options(
             provider.display_name,
@@ -132,7 +188,11 @@ async def generate(
             args.prompt,
             GenerationOptions(args.aspect, args.duration, args.quality),
         )
-        image = await load_image(args.image, provider, client) if args.image else None
+        image = (
+            await load_image(args.image, provider, client, publish=publish_image)
+            if args.image
+            else None
+        )
     except InvalidInputError as exc:
         print(exc.user_message, file=err)
         return EXIT_CONFIG
@@ -154,7 +214,9 @@ async def generate(
         return EXIT_FAILED
     task_id = submission.provider_task_id
     print(f"submitted to {provider.display_name}: task {task_id}", file=out)
-    return await follow(provider, client, task_id, submission.status, args, out=out, err=err)
+    return await follow(
+        provider, client, task_id, submission.status, args, out=out, err=err, fetcher=fetcher
+    )
 
 
 async def follow(
@@ -166,18 +228,23 @@ async def follow(
     *,
     out: TextIO,
     err: TextIO,
+    fetcher: Fetcher | None = None,
 ) -> int:
     interval = args.poll_seconds or provider.capabilities.poll_interval_seconds
     started = time.monotonic()
     progress = Progress(out)
     failures = 0
+    pause = interval
     while not status.state.is_final:
         progress.show(status, time.monotonic() - started)
-        if time.monotonic() - started > args.timeout:
+        left = args.timeout - (time.monotonic() - started)
+        if left <= 0:
             progress.done()
             print(f"Gave up after {args.timeout:.0f}s; task {task_id} may still finish.", file=err)
             return EXIT_FAILED
-        await asyncio.sleep(interval)
+        # Cut short at the deadline: one last look then, rather than a sleep past it.
+        await asyncio.sleep(min(pause, left))
+        pause = interval
         try:
             status = await provider.status(task_id)
             failures = 0
@@ -187,6 +254,10 @@ async def follow(
                 progress.done()
                 print(f"The provider keeps failing status checks: {exc.detail}", file=err)
                 return EXIT_FAILED
+            # A Retry-After longer than the HTTP layer's own retry budget arrives here
+            # rather than being slept inside the call (see bot.providers.http): asking
+            # again before it would only be refused again, and count as another failure.
+            pause = max(interval, exc.retry_after or 0.0)
         except ProviderError as exc:
             progress.done()
             print(
@@ -199,20 +270,65 @@ async def follow(
         reason = status.failure_code.value if status.failure_code else "failed"
         print(f"failed: {reason}\n  provider said: {status.failure_message}", file=err)
         return EXIT_FAILED
+    return await save_video(
+        provider, client, task_id, status, output_path(args.out, task_id),
+        fetcher=fetcher, out=out, err=err,
+    )  # fmt: skip
+
+
+async def save_video(
+    provider: VideoProvider,
+    client: httpx.AsyncClient,
+    task_id: str,
+    status: ProviderStatus,
+    path: Path,
+    *,
+    fetcher: Fetcher | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Write the finished video to `path`. A provider URL is fetched like the bot fetches
+    it (vetted, redirects vetted, deadline, size cap), spooled to disk and then moved, so
+    neither a huge nor a dripping download can hang the command or fill memory."""
+    fetcher = fetcher or Fetcher(client, MediaPolicy())
     try:
         media = await provider.media(task_id, status)
-        data = media.data
-        if data is None and media.url is not None:
-            response = await client.get(media.url)
-            response.raise_for_status()
-            data = response.content
-    except (ProviderError, httpx.HTTPError) as exc:
+        if media.path is not None:
+            spooled = await asyncio.to_thread(Spooled.adopt, media.path)
+        elif media.data is not None:
+            spooled = None
+        elif media.url is not None:
+            spooled = await fetcher.download(media.url, limit=MAX_VIDEO_BYTES)
+        else:
+            print("The video is ready but the provider gave no file or link.", file=err)
+            return EXIT_FAILED
+    except ProviderError as exc:
         print(f"The video is ready but could not be downloaded: {exc}", file=err)
         return EXIT_FAILED
-    if not data:
-        print("The video is ready but the download was empty.", file=err)
+    except MediaFetchError as exc:
+        print(
+            f"The video is ready but could not be downloaded: {exc.user_message} ({exc.detail})",
+            file=err,
+        )
         return EXIT_FAILED
-    path = output_path(args.out, task_id)
-    await asyncio.to_thread(path.write_bytes, data)
-    print(f"saved {path} ({len(data) / 1024:,.0f} KiB)", file=out)
+    if spooled is None:
+        data = media.data or b""
+        head, size = data[:HEAD_BYTES], len(data)
+    else:
+        head, size = spooled.head, spooled.size
+    with spooled or contextlib.nullcontext():
+        if size == 0:
+            print("The video is ready but the download was empty.", file=err)
+            return EXIT_FAILED
+        if not looks_like_video(head):
+            print(
+                f"The provider's file is not a video (it starts with {head[:12]!r}); not saved.",
+                file=err,
+            )
+            return EXIT_FAILED
+        if spooled is None:
+            await asyncio.to_thread(path.write_bytes, data)
+        else:
+            await asyncio.to_thread(shutil.move, spooled.path, path)
+    print(f"saved {path} ({size / 1024:,.0f} KiB)", file=out)
     return EXIT_OK

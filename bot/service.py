@@ -7,6 +7,7 @@ drive without Discord.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -40,13 +41,14 @@ from bot.errors import (
     ProviderRefusedError,
     TaskNotFoundError,
 )
-from bot.images import sniff_image
+from bot.images import sniff_image_in_thread
 from bot.providers.base import (
     FailureCode,
     GenerationRequest,
     ImageInput,
     RemixingProvider,
     VideoProvider,
+    clean_prompt,
     plan_options,
 )
 from bot.schedule import Schedule
@@ -55,6 +57,9 @@ from bot.store import Page, Store
 
 log = logging.getLogger(__name__)
 Hook = Callable[[], Awaitable[None]]
+# The whole download of a member's picture, not one read: a CDN that drips bytes must not
+# hold a submission (and its Discord token) for minutes.
+IMAGE_DOWNLOAD_SECONDS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +123,11 @@ class SoraService:
         http_client: httpx.AsyncClient,
         schedule: Schedule,
         clock: Callable[[], datetime] = utc_now,
+        *,
+        image_download_seconds: float = IMAGE_DOWNLOAD_SECONDS,
     ) -> None:
         self._settings = settings
+        self.image_download_seconds = image_download_seconds
         self._store = store
         self.provider = provider
         self._http = http_client
@@ -158,15 +166,25 @@ class SoraService:
         self,
         request: SubmitRequest,
         *,
+        on_reading_image: Hook | None = None,
         on_reserved: Hook | None = None,
         remix_of: str | None = None,
     ) -> SubmitResult:
-        """Validate, reserve quota, call the provider, record; refund on any failure.
+        """Validate, read the picture, reserve quota, call the provider, record; refund
+        on any failure after the reservation.
 
-        Everything that can be checked quickly (channel, options, the attachment's
-        declared type and size, quota) happens before `on_reserved` runs, so those
-        answers can still be private; the cog defers in `on_reserved` because reading
-        the image and the provider call may take longer than Discord's 3 seconds.
+        The order decides what a member sees and pays:
+
+        1. Quick checks (channel, prompt, options, the attachment's declared type and
+           size) come first, before any hook, so the cog can answer them at once and
+           privately.
+        2. The picture is downloaded and checked by its content *before* quota is
+           reserved, so a bad picture costs nothing and leaves nothing to refund.
+           Reading may take longer than Discord's 3 seconds, so `on_reading_image` runs
+           just before it (the cog defers privately there: every refusal about the
+           member's own picture stays private).
+        3. Quota is reserved; `on_reserved` runs before the provider call, which may be
+           slow too (the cog defers there if it has not yet).
         """
         guild = await self._store.guild_settings(request.guild_id)
         if guild.allowed_channel_ids and request.channel_id not in guild.allowed_channel_ids:
@@ -181,8 +199,12 @@ class SoraService:
         planned = plan_options(
             self.provider.display_name, caps, request.mode, request.prompt, wanted
         )
+        image: ImageInput | None = None
         if request.mode is Mode.IMAGE:
             self._precheck_attachment(request.attachment)
+            if on_reading_image is not None:
+                await on_reading_image()
+            image = await self._load_image(request.attachment)
         task = await self._store.reserve(
             NewTask(
                 guild_id=request.guild_id,
@@ -190,7 +212,7 @@ class SoraService:
                 user_id=request.user_id,
                 provider=self.provider.name,
                 mode=request.mode,
-                prompt=request.prompt.strip(),
+                prompt=clean_prompt(request.prompt),
                 options=planned.options,
                 image_url=request.attachment.url if request.attachment else None,
                 interaction_id=request.interaction_id,
@@ -202,9 +224,6 @@ class SoraService:
         try:
             if on_reserved is not None:
                 await on_reserved()
-            image = (
-                await self._load_image(request.attachment) if request.mode is Mode.IMAGE else None
-            )
             callback = (
                 f"{self._callback_base}/{task.callback_token}" if self._callback_base else None
             )
@@ -263,22 +282,41 @@ class SoraService:
 
     async def _load_image(self, attachment: AttachmentRef | None) -> ImageInput:
         """Read the attachment now: Discord's signed CDN link expires in about a day, and a
-        URL provider fetches it within minutes, so the fresh link is what it gets."""
+        URL provider fetches it within minutes, so the fresh link is what it gets.
+
+        The download has a total deadline and a size cap enforced while streaming, and
+        the bytes are checked (Pillow) in a worker thread, never on the event loop."""
         assert attachment is not None
         limit = self.provider.capabilities.max_image_bytes
+        too_big = InvalidInputError(
+            f"That image is larger than {limit / 1_048_576:.0f} MB, the limit. "
+            "Please attach a smaller picture."
+        )
+        data = bytearray()
         try:
-            async with self._http.stream("GET", attachment.url) as response:
-                response.raise_for_status()
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data.extend(chunk)
-                    if len(data) > limit:
-                        break
+            async with asyncio.timeout(self.image_download_seconds):
+                async with self._http.stream(
+                    "GET", attachment.url, headers={"Accept-Encoding": "identity"}
+                ) as response:
+                    response.raise_for_status()
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise too_big
+                    async for chunk in response.aiter_bytes():
+                        data.extend(chunk)
+                        if len(data) > limit:
+                            raise too_big
+        except TimeoutError:
+            log.info("image download timed out after %ss", self.image_download_seconds)
+            raise InvalidInputError(
+                "I couldn't download that image from Discord in time. Please try again, "
+                "or attach it again."
+            ) from None
         except httpx.HTTPError:
             raise InvalidInputError(
                 "I couldn't download that image from Discord. Please attach it again."
             ) from None
-        info = sniff_image(bytes(data), max_bytes=limit)
+        info = await sniff_image_in_thread(bytes(data), max_bytes=limit)
         return ImageInput(
             data=bytes(data),
             content_type=info.content_type,

@@ -9,6 +9,12 @@ dies, so one bad task or a database hiccup never stops the others.
 Finishing a task is ordered for crash safety: record the final state, settle the quota
 (charge or refund: idempotent in the ledger), then deliver. On start, final tasks that
 were not delivered are settled and delivered again; settling twice changes nothing.
+
+The concurrency bound covers the provider's status call only. Delivering downloads the
+video and posts it, which a slow link can stretch to minutes, so it runs outside the
+check slots (with its own, wider bound), and the redeliveries on start and every half
+minute run in the background: neither the loop nor other tasks wait for a slow post,
+and one task is never posted twice at once.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from bot.domain import NotifyState, Task, TaskState, TaskUpdate, utc_now
 from bot.errors import (
     IllegalTransitionError,
     ProviderError,
+    ProviderUnavailableError,
     RateLimitedError,
     UnknownProviderTaskError,
 )
+from bot.fetch import MediaFetchError, MediaPolicy, MediaUnresolvableError
 from bot.metrics import Metrics
 from bot.providers.base import (
     FailureCode,
@@ -46,7 +54,13 @@ CLAIM_BATCH = 500
 CHECK_TIMEOUT_SECONDS = 45.0
 QUEUED_GRACE_SECONDS = 300.0  # a task reserved but never sent this long ago was lost in a crash
 MAX_BACKOFF_SECONDS = 300.0
+# A provider's Retry-After is obeyed up to this: a task parked further out (a bogus date)
+# would not even be claimed to expire, and would hold its provider slot all that time.
+MAX_RETRY_AFTER_SECONDS = 3600.0
 REDELIVER_EVERY = timedelta(seconds=30)
+# Posts (each downloads its video first) under way at once. Apart from the check slots,
+# and wide: a few slow downloads must leave room for everyone else's posts.
+DELIVERY_CONCURRENCY = 32
 
 
 class Deliverer(Protocol):
@@ -68,7 +82,13 @@ class Tracker:
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utc_now,
         tick_seconds: float = TICK_SECONDS,
+        media_policy: MediaPolicy,
+        delivery_concurrency: int = DELIVERY_CONCURRENCY,
     ) -> None:
+        """`media_policy` (required, no default: a forgotten one must not mean "fetch
+        anything") decides which video URLs a success may name; built from the active
+        provider's configured address."""
+        self._media_policy = media_policy
         self._store = store
         self._tick = tick_seconds
         self._provider = provider
@@ -85,6 +105,11 @@ class Tracker:
         self._wake = asyncio.Event()
         self._inflight: set[str] = set()
         self._next_redelivery = clock() + REDELIVER_EVERY
+        # Posting (which downloads the video) has its own bound, apart from the check
+        # slots, so a slow download or post never holds up another task's status check.
+        self._delivery_slots = asyncio.Semaphore(delivery_concurrency)
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._delivering: set[str] = set()  # task ids being posted: never two at once
 
     # Lifecycle
 
@@ -98,25 +123,29 @@ class Tracker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
-        for check in list(self._checks):
-            check.cancel()
-        if self._checks:
-            await asyncio.gather(*self._checks, return_exceptions=True)
+        # Deliveries cut short stay `pending`/`posting` in the store: the next start
+        # posts them (the notifier looks for a post already made first).
+        work = [*self._checks, *self._deliveries]
+        for job in work:
+            job.cancel()
+        if work:
+            await asyncio.gather(*work, return_exceptions=True)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def recover(self) -> None:
-        """After a restart: re-arm the provider's task cap, close tasks lost between
-        reservation and submission, and deliver what finished but was not posted."""
-        # Finished before the stop but not posted: settle (idempotent) and post first, so
-        # that the tasks closed below are not delivered twice in this pass.
+        """After a restart: close tasks lost between reservation and submission, and
+        deliver what finished but was not posted.
+
+        (The provider's task cap needs nothing here: it counts unfinished tasks in the
+        store, see `bot.providers.limits`.)"""
+        # Finished before the stop but not posted: settle (idempotent) and post, in the
+        # background: a slow download must not hold up the start. The tasks closed below
+        # were not final yet, so they are not in this list and are not posted twice.
         for task in await self._store.undelivered_tasks():
-            await self._settle_and_deliver(task)
+            self._deliver_later(task)
         unfinished = await self._store.unfinished_tasks(self._provider.name)
-        restore = getattr(self._provider, "restore", None)
-        if callable(restore):
-            restore(t.provider_task_id for t in unfinished if t.provider_task_id)
         now = self._clock()
         for task in unfinished:
             if task.provider_task_id is None and task.state is TaskState.QUEUED:
@@ -166,10 +195,11 @@ class Tracker:
         """Claim due tasks and start their checks; returns how many were claimed."""
         now = self._clock()
         if now >= self._next_redelivery:
-            # Posts that failed (Discord down, a crash mid-post) are tried again.
+            # Posts that failed (Discord down, a crash mid-post) are tried again, each in
+            # the background: this loop goes on claiming and checking meanwhile.
             self._next_redelivery = now + REDELIVER_EVERY
             for task in await self._store.undelivered_tasks():
-                await self._settle_and_deliver(task)
+                self._deliver_later(task)
         # The claim pushes each task's next check one interval ahead, so a check that
         # changes nothing (the common case: still running, no progress reported) needs no
         # write of its own; only news is written. A check still in flight when its task
@@ -191,16 +221,15 @@ class Tracker:
         self._inflight.discard(task_id)
 
     async def drain(self) -> None:
-        """Wait for the checks already started (tests and benchmarks)."""
-        while self._checks:
-            await asyncio.gather(*list(self._checks), return_exceptions=True)
+        """Wait for the checks and deliveries already started (tests and benchmarks)."""
+        while self._checks or self._deliveries:
+            await asyncio.gather(*self._checks, *self._deliveries, return_exceptions=True)
 
     # One task
 
     async def _check(self, task: Task) -> None:
         try:
-            async with self._slots:
-                await self._check_now(task)
+            await self._check_now(task)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -224,9 +253,13 @@ class Tracker:
             await self._reschedule(task, now)
             return
         try:
-            status = await asyncio.wait_for(
-                self._provider.status(task.provider_task_id), CHECK_TIMEOUT_SECONDS
-            )
+            # The slot covers the status call only. Applying the answer may download and
+            # post the video, which can take minutes on a slow link: holding a slot for
+            # that would stall every other task's checks behind one slow provider.
+            async with self._slots:
+                status = await asyncio.wait_for(
+                    self._provider.status(task.provider_task_id), CHECK_TIMEOUT_SECONDS
+                )
         except RateLimitedError as exc:
             self._metrics.provider_requests.labels(result="rate_limited").inc()
             await self._reschedule(task, now, error=True, at_least=exc.retry_after)
@@ -248,7 +281,10 @@ class Tracker:
         except (ProviderError, TimeoutError) as exc:
             self._metrics.provider_requests.labels(result="error").inc()
             log.warning("status of task %s: %s", task.id, exc)
-            await self._reschedule(task, now, error=True)
+            # A 5xx can carry a Retry-After too (a gateway in maintenance); the HTTP layer
+            # reports one longer than its retry budget rather than sleeping it.
+            hinted = exc.retry_after if isinstance(exc, ProviderUnavailableError) else None
+            await self._reschedule(task, now, error=True, at_least=hinted)
             return
         self._metrics.provider_requests.labels(result="ok").inc()
         self._errors.pop(task.id, None)
@@ -301,12 +337,33 @@ class Tracker:
                             await self._safely(self._deliverer.progress(updated))
                         return updated
                     case ProviderState.SUCCEEDED:
+                        # The video URL comes from a status answer or a callback: an address
+                        # the bot must not fetch or post (SSRF) fails the task, refunded.
+                        if status.video_url:
+                            try:
+                                await self._media_policy.vet(status.video_url)
+                            except MediaUnresolvableError as exc:
+                                # DNS trouble is no verdict: the next poll asks again.
+                                log.warning("task %s: cannot check its video URL: %s", task.id, exc)
+                                return task
+                            except MediaFetchError as exc:
+                                log.warning("task %s: refused its video URL: %s", task.id, exc)
+                                return await self._finish(
+                                    task,
+                                    TaskUpdate(
+                                        TaskState.FAILED,
+                                        failure_code=FailureCode.PROVIDER_ERROR.value,
+                                        failure_reason=(
+                                            "the video service gave a video address I won't fetch"
+                                        ),
+                                    ),
+                                )
                         return await self._finish(
                             task,
                             TaskUpdate(
                                 TaskState.SUCCEEDED,
                                 result_url=status.video_url,
-                                thumbnail_url=status.thumbnail_url,
+                                thumbnail_url=await self._media_policy.safe(status.thumbnail_url),
                             ),
                         )
                     case ProviderState.FAILED:
@@ -346,7 +403,38 @@ class Tracker:
             case TaskState.QUEUED | TaskState.SUBMITTED | TaskState.RUNNING:
                 return
         if task.notify_state in (NotifyState.PENDING, NotifyState.POSTING):
-            await self._safely(self._deliverer.deliver(task))
+            await self._deliver(task)
+
+    async def _deliver(self, task: Task) -> None:
+        """Post one task's outcome, unless a post of it is already under way here.
+
+        A redelivery pass can find a task that its own check (or a callback) is still
+        posting; two posts at once would race to Discord, so the second one simply
+        leaves it to the first (which, failing, leaves it `pending` for the next pass)."""
+        if task.id in self._delivering:
+            return
+        self._delivering.add(task.id)
+        try:
+            async with self._delivery_slots:
+                await self._safely(self._deliverer.deliver(task))
+        finally:
+            self._delivering.discard(task.id)
+
+    def _deliver_later(self, task: Task) -> None:
+        """Settle and post in the background (tracked: `drain` waits, `stop` cancels)."""
+        if task.id in self._delivering:
+            return
+        job = asyncio.create_task(self._redeliver(task), name=f"deliver-{task.id}")
+        self._deliveries.add(job)
+        job.add_done_callback(self._deliveries.discard)
+
+    async def _redeliver(self, task: Task) -> None:
+        try:
+            await self._settle_and_deliver(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store failed: the next pass tries again
+            log.exception("redelivering task %s failed; will try again", task.id)
 
     async def _safely(self, work: object) -> None:
         try:
@@ -369,5 +457,5 @@ class Tracker:
             elapsed = (now - task.created_at).total_seconds()
             delay = self.schedule.next_delay(elapsed, task.progress)
         if at_least is not None:
-            delay = max(delay, at_least)
+            delay = max(delay, min(at_least, MAX_RETRY_AFTER_SECONDS))
         await self._store.set_next_check(task.id, now + timedelta(seconds=delay))

@@ -1,23 +1,49 @@
 """The bot's small HTTP listener: provider callbacks, OpenAI webhooks, /healthz, /metrics.
 
-Callbacks are the fast path (polling is the safety net). APIXO and Sora2API call a
-per-task URL carrying an unguessable token, so a forged callback cannot name a task;
-OpenAI-style webhooks are signed (Standard Webhooks) and checked by the adapter. A
-callback that is malformed, unsigned or for another task is refused and changes
-nothing; duplicates and late or out-of-order ones are absorbed by the tracker.
+Callbacks are the fast path (polling is the safety net). The listener faces the
+internet, so each door exists only for the provider that uses it and checks who knocks:
+
+* `/callbacks/{token}` exists only when the provider reports by per-task URL
+  (`Capabilities.reports == "callback"`: APIXO, Sora2API). The unguessable token names
+  the task and the body must name that same task.
+* `/webhooks/openai` exists only when the provider sends project-level signed webhooks
+  (`reports == "webhook"`) *and* a webhook secret is configured; it only ever feeds that
+  adapter's signature check. Unsigned reports therefore never reach a callback parser.
+* Every refused report gets the same answer as an unknown path (a plain 404), so nobody
+  can probe which tokens or task ids exist; a signed event for a video that is not ours
+  answers exactly like one that is. Duplicates and late or out-of-order reports are
+  absorbed by the tracker.
+* `/metrics` asks for `METRICS_TOKEN` as a bearer token when one is set; `/healthz` and
+  `/metrics` share cached task counts (`CachedCounts`), so however many probes arrive,
+  the store is counted at most once every few seconds.
+
+Slow and abusive clients are held off by `ConnectionGuard` (request deadline, connection
+cap), a body deadline, a short keep-alive and a short linger; see `ListenerLimits`.
+Refusals are logged at a bounded rate (`RejectionLog`), never with a body or a token.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bot.errors import CallbackRejectedError, ProviderError
+from bot.listener_guard import (
+    LIMITS,
+    CachedCounts,
+    ConnectionGuard,
+    ListenerLimits,
+    RejectionLog,
+)
 from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.providers.base import ProviderState, ProviderStatus, VideoProvider
+from bot.providers.openai import DuplicateCallbackError
 from bot.store import Store
 from bot.tracker import Tracker
 
@@ -45,7 +71,14 @@ class WebhookServer:
         metrics: Metrics,
         is_ready: Callable[[], bool] = lambda: True,
         media: MediaHost | None = None,
+        signed_webhooks: bool = False,
+        metrics_token: str | None = None,
+        limits: ListenerLimits | None = None,
     ) -> None:
+        """`signed_webhooks`: a webhook secret is configured, so `/webhooks/openai` can
+        verify what it receives (it exists only then, and only for a webhook provider).
+        `metrics_token`: `/metrics` wants it as a bearer token. `limits`: deadlines and
+        caps, `LIMITS` when not given."""
         self._media = media
         self._host, self._port = host, port
         self._store = store
@@ -53,68 +86,145 @@ class WebhookServer:
         self._tracker = tracker
         self._metrics = metrics
         self._is_ready = is_ready
+        self._signed_webhooks = signed_webhooks
+        self._metrics_token = metrics_token
+        self._limits = limits or LIMITS
+        self.rejections = RejectionLog(self._limits.rejections_per_minute)
+        self._counts = CachedCounts(
+            lambda: self._store.task_counts(),
+            ttl=self._limits.counts_ttl,
+            timeout=self._limits.counts_timeout,
+        )
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self.guard: ConnectionGuard | None = None
         self.port: int | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post("/callbacks/{token}", self.callback)
-        app.router.add_post("/webhooks/openai", self.openai_webhook)
+        """The route table follows how the provider reports, never its name: a door that
+        the provider does not use does not exist (404, like any unknown path)."""
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._request_arrived])
+        reports = self._provider.capabilities.reports
+        if reports == "callback":
+            app.router.add_post("/callbacks/{token}", self.callback)
+        if reports == "webhook" and self._signed_webhooks:
+            app.router.add_post("/webhooks/openai", self.openai_webhook)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/media/{name}", self.media)
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        """Serve the app through `ConnectionGuard` on a socket of our own: aiohttp's
+        `TCPSite` would hand connections straight to aiohttp, past the guard."""
+        limits = self._limits
+        self._runner = web.AppRunner(
+            self.app(),
+            access_log=None,
+            keepalive_timeout=limits.keepalive_timeout,
+            lingering_time=limits.lingering_time,
+            shutdown_timeout=limits.shutdown_timeout,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
+        handlers = self._runner.server
+        assert handlers is not None
+        self.guard = ConnectionGuard(
+            handlers,
+            request_timeout=limits.request_timeout,
+            max_connections=limits.max_connections,
+            rejections=self.rejections,
+        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self.guard.factory, self._host, self._port, backlog=128
+        )
+        sockets = self._server.sockets
         self.port = sockets[0].getsockname()[1] if sockets else self._port
         log.info("listening for callbacks on %s:%s", self._host, self.port)
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()  # no new connections
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # answers in progress get `shutdown_timeout`
             self._runner = None
+        if self.guard is not None:
+            self.guard.close_all()  # anything aiohttp had not been handed yet
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        self._counts.close()
+        self.rejections.flush()
 
-    def _refuse(self, status: int, reason: str) -> web.Response:
+    @web.middleware
+    async def _request_arrived(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A complete request line and headers: the connection has met its deadline.
+        Requests for paths that do not exist are refusals too (and logged as such)."""
+        if self.guard is not None:
+            self.guard.request_arrived(request.transport)
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            if request.match_info.route.resource is None:
+                first = request.path.lstrip("/").split("/", 1)[0][:32]
+                what = f"{request.method} to an unknown path /{first}"
+                self.rejections.refused(what, request.remote)
+            raise
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The whole body within `body_timeout` of the headers: a client trickling its
+        body is answered 408 and cut off instead of holding the connection."""
+        try:
+            async with asyncio.timeout(self._limits.body_timeout):
+                return await request.read()
+        except TimeoutError:
+            self.rejections.refused("a body not sent in time", request.remote)
+            raise web.HTTPRequestTimeout() from None
+
+    def _refuse(self, request: web.Request, what: str) -> web.HTTPNotFound:
+        """The one answer to every refused report: the same 404 as an unknown path."""
         self._metrics.callbacks.labels(result="rejected").inc()
-        log.warning("callback refused: %s", reason)
-        return web.json_response({"error": reason}, status=status)
+        self.rejections.refused(what, request.remote)
+        return web.HTTPNotFound()
 
     async def callback(self, request: web.Request) -> web.Response:
+        """A per-task report (APIXO, Sora2API). The body is read before the token is
+        looked up, and an unknown token, an unreadable body and a body naming another
+        task all get the same 404, so the answer tells nothing about what exists. The
+        provider's parser runs only once the token has named one of our tasks."""
+        body = await self._read_body(request)
         task = await self._store.task_by_callback_token(request.match_info["token"])
         if task is None:
-            return self._refuse(404, "unknown callback address")
-        body = await request.read()
+            raise self._refuse(request, "a callback to an unknown address")
         try:
             status = self._provider.parse_callback(request.headers, body)
-        except CallbackRejectedError as exc:
-            return self._refuse(400, str(exc))
+        except CallbackRejectedError:
+            raise self._refuse(request, "an unreadable callback") from None
         if not _same_task(task.provider_task_id, status.provider_task_id):
-            return self._refuse(400, "the callback names another task")
+            raise self._refuse(request, "a callback naming another task")
         await self._tracker.apply(task.id, status)
         self._metrics.callbacks.labels(result="applied").inc()
         return web.json_response({"ok": True})
 
     async def openai_webhook(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        """A signed project-level event. Only the adapter's signature check decides: a
+        refusal is the same 404 whatever the body names, and an accepted event answers
+        the same whether or not the video is ours (another app on the same project)."""
+        body = await self._read_body(request)
         try:
             status = self._provider.parse_callback(request.headers, body)
+        except DuplicateCallbackError:
+            self._metrics.callbacks.labels(result="duplicate").inc()
+            return web.json_response({"ok": True})
         except CallbackRejectedError as exc:
-            if type(exc).__name__ == "DuplicateCallbackError":
-                self._metrics.callbacks.labels(result="duplicate").inc()
-                return web.json_response({"ok": True, "duplicate": True})
-            return self._refuse(400, str(exc))
+            # The adapter's reasons name no secret; only signed events get past "signature".
+            raise self._refuse(request, f"a webhook ({str(exc)[:80]})") from None
         video_id = status.provider_task_id or ""
         task = await self._store.task_by_provider_id(self._provider.name, video_id)
         if task is None:
-            # Not ours (another app on the same project): acknowledge so it is not resent.
+            # Not ours: acknowledge so it is not resent, exactly like one of ours.
             self._metrics.callbacks.labels(result="ignored").inc()
-            return web.json_response({"ok": True, "ignored": True})
+            return web.json_response({"ok": True})
         if status.state is ProviderState.FAILED:
             status = await self._failure_detail(video_id, status)
         await self._tracker.apply(task.id, status)
@@ -130,8 +240,10 @@ class WebhookServer:
         return detailed if detailed.state is ProviderState.FAILED else fallback
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """Cached counts (see `CachedCounts`): a database that fails or hangs still
+        makes this 503 within `counts_timeout`."""
         try:
-            counts = await self._store.task_counts()
+            counts = await self._counts.get()
         except Exception:
             return web.json_response({"status": "unhealthy", "database": False}, status=503)
         active = sum(counts.get(s, 0) for s in ("queued", "submitted", "running"))
@@ -149,8 +261,27 @@ class WebhookServer:
         path = self._media.path_for(request.match_info["name"]) if self._media else None
         if path is None:
             return web.json_response({"error": "not found or expired"}, status=404)
-        return web.FileResponse(path, headers={"Content-Type": "video/mp4"})
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": MediaHost.content_type(path.name),
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    def _authorized(self, request: web.Request) -> bool:
+        """`Authorization: Bearer <METRICS_TOKEN>`, compared in constant time."""
+        if self._metrics_token is None:
+            return True
+        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+        expected = self._metrics_token.encode()
+        given = offered.strip().encode("utf-8", "surrogateescape")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given, expected)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        payload = self._metrics.render(await self._store.task_counts())
+        """With METRICS_TOKEN set, a missing or wrong token is a bare 401."""
+        if not self._authorized(request):
+            self.rejections.refused("a metrics request without the token", request.remote)
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+        payload = self._metrics.render(await self._counts.get())
         return web.Response(body=payload, headers={"Content-Type": "text/plain; version=0.0.4"})

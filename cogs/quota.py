@@ -143,15 +143,25 @@ class QuotaCommands(app_commands.Group):
     async def reset_user(
         self, interaction: discord.Interaction[SoraBot], user: discord.Member | discord.User
     ) -> None:
-        videos, seconds = await self.bot.service.reset_user(
-            _guild_id(interaction), user.id, interaction.user.id
-        )
+        guild_id = _guild_id(interaction)
+        videos, seconds = await self.bot.service.reset_user(guild_id, user.id, interaction.user.id)
         if videos == 0 and seconds == 0:
-            message = f"{user.mention} has not used any quota today: nothing to clear."
+            message = f"{user.mention} has no finished videos today: nothing to clear."
         else:
             message = (
                 f"Cleared {user.mention}'s usage for today ({videos} video(s), "
                 f"{seconds} s). The server's own totals are unchanged. Recorded in the ledger."
+            )
+        after = await self.bot.service.quota_status(guild_id, user.id)
+        if after.user_used_today:
+            amount = (
+                f"{after.user_used_today} video(s)"
+                if after.limits.unit is QuotaUnit.VIDEOS
+                else f"{after.user_used_today} s of video"
+            )
+            message += (
+                f" {amount} still being made keep counting until they finish "
+                "(a failed one is refunded then)."
             )
         await send_reply(interaction, message)
 

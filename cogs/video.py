@@ -7,6 +7,7 @@ built when the cog loads (not at import), from the provider the bot was given.
 # No `from __future__ import annotations`: discord.py reads these commands' annotations
 # at definition time, and some (the prompt's length limit) are built from the provider.
 
+import contextlib
 import logging
 import re
 from typing import Any
@@ -17,7 +18,14 @@ from discord.app_commands import Choice
 from discord.ext import commands
 
 from bot.app import SoraBot
-from bot.command_tree import PUBLIC_DEFER, defer_publicly, report_error, send_reply
+from bot.command_tree import (
+    PRIVATE_DEFER,
+    PUBLIC_DEFER,
+    defer_privately,
+    defer_publicly,
+    report_error,
+    send_reply,
+)
 from bot.domain import Aspect, Mode, Quality, Task, TaskState
 from bot.errors import (
     BotChannelPermissionError,
@@ -29,9 +37,11 @@ from bot.notifier import AGAIN_PREFIX, DELETE_PREFIX, REMIX_PREFIX
 from bot.providers.base import Capabilities
 from bot.service import AttachmentRef, SubmitRequest, SubmitResult
 from bot.wording import (
+    PICTURE_ACCEPTED,
     describe_options,
     failure_sentence,
     next_step,
+    one_line,
     relative,
     short_prompt,
     state_label,
@@ -105,12 +115,32 @@ def submission_embed(
     return embed
 
 
+async def submit_and_announce(
+    bot: SoraBot, interaction: discord.Interaction[Any], request: SubmitRequest
+) -> None:
+    """Submit, deferring as the service reaches its slow steps: privately before it reads
+    a picture (so every refusal about it stays private), else publicly once quota is held."""
+    result = await bot.service.submit(
+        request,
+        on_reading_image=lambda: defer_privately(interaction),
+        on_reserved=lambda: defer_publicly(interaction),
+    )
+    await announce(bot, interaction, result)
+
+
 async def announce(
     bot: SoraBot, interaction: discord.Interaction[Any], result: SubmitResult
 ) -> None:
-    """Replace the public "thinking..." with the submission, and keep the interaction so
-    the notifier can show progress on it while its token lives."""
+    """Show the channel the submission, and keep the interaction so the notifier can
+    show progress on its original response while its token lives.
+
+    After a public defer, the first followup replaces the public "thinking...". After a
+    private one (a picture was read), the private "thinking..." is first resolved with a
+    private line, since a first followup would replace it and stay private; the public
+    announcement is then a new message, and progress shows on the private line."""
     bot.notifier.remember(result.task.id, interaction)
+    if interaction.extras.pop(PRIVATE_DEFER, False):
+        await interaction.edit_original_response(content=PICTURE_ACCEPTED)
     provider = bot.provider
     await interaction.followup.send(
         content=interaction.user.mention,
@@ -203,10 +233,7 @@ class AgainButton(
                 interaction_token=interaction.token,
                 upload_limit=interaction.filesize_limit,
             )
-            result = await bot.service.submit(
-                request, on_reserved=lambda: defer_publicly(interaction)
-            )
-            await announce(bot, interaction, result)
+            await submit_and_announce(bot, interaction, request)
         except Exception as exc:
             await report_error(interaction, exc)
 
@@ -215,7 +242,8 @@ class DeleteButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=re.escape(DELETE_PREFIX) + r"(?P<task>[0-9A-Z]{6})",
 ):
-    """Remove a posted result: the requester's own, or any for a moderator."""
+    """Remove a posted result (the requester's own, or any for a moderator): the
+    message, the video file if this bot serves it, and the stored link."""
 
     def __init__(self, task_id: str) -> None:
         super().__init__(discord.ui.Button(label="Delete", custom_id=f"{DELETE_PREFIX}{task_id}"))
@@ -247,7 +275,12 @@ class DeleteButton(
                 )
             await interaction.response.defer(ephemeral=True, thinking=True)
             if interaction.message is not None:
-                await interaction.message.delete()
+                # Already deleted (a double click): still remove the video below.
+                with contextlib.suppress(discord.NotFound):
+                    await interaction.message.delete()
+            # Deleting means the video is gone, not just the post: a file the bot serves
+            # itself and the link `/sora status` shows go too.
+            await bot.notifier.forget_video(task, interaction.message)
             await interaction.followup.send(
                 f"Deleted the video for task `{task.id}`.", ephemeral=True
             )
@@ -373,10 +406,7 @@ class VideoCog(commands.Cog):
             interaction_token=interaction.token,
             upload_limit=interaction.filesize_limit,
         )
-        result = await self.bot.service.submit(
-            request, on_reserved=lambda: defer_publicly(interaction)
-        )
-        await announce(self.bot, interaction, result)
+        await submit_and_announce(self.bot, interaction, request)
 
     def _option_choices(
         self, caps: Capabilities
@@ -460,7 +490,8 @@ class VideoCog(commands.Cog):
             typed = current.strip().lower()
             choices = []
             for task in page.tasks:
-                name = f"{task.id} · {state_label(task)} · {short_prompt(task.prompt, 50)}"
+                # Choice names are shown verbatim: no Markdown escapes here.
+                name = f"{task.id} · {state_label(task)} · {one_line(task.prompt, 50)}"
                 if typed and typed not in name.lower():
                     continue
                 choices.append(Choice(name=name[:100], value=task.id))

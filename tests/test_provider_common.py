@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
+import httpx
 import pytest
 from PIL import Image
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
-from bot.errors import InvalidInputError, UnknownProviderTaskError
+from bot.errors import (
+    InvalidInputError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    UnknownProviderTaskError,
+)
 from bot.images import fit_image, sniff_image
 from bot.providers.apixo import CAPABILITIES as APIXO
 from bot.providers.base import FailureCode, GenerationRequest, ProviderState, plan_options
 from bot.providers.demo import DemoProvider, demo_video
+from bot.providers.http import ProviderHTTP
 from bot.providers.sora2api import CAPABILITIES as SORA2API
+from bot.providers.ulazai import UlazAIProvider
+from tests.fakes.providers import FakeUlazAI
+from tests.helpers import fast_http
 
 
 def picture(fmt: str, size: tuple[int, int] = (320, 200)) -> bytes:
@@ -155,3 +166,71 @@ async def test_request_rate_limiter_spreads_requests_over_the_minute() -> None:
     for _ in range(5):
         await limiter.acquire()
     assert time.monotonic() - started >= 0.45  # then 10 a second: 5 more take ~0.5 s
+
+
+# Retry-After: obeyed between attempts, and never slept past the retry budget
+
+
+async def test_the_retry_after_a_429_waits_at_least_what_the_provider_asked() -> None:
+    """fast_http backs off 0.01 s: only Retry-After can make the gap half a second."""
+    async with FakeUlazAI(generation_seconds=100) as fake, httpx.AsyncClient(timeout=5) as client:
+        ulazai = UlazAIProvider(
+            fast_http(client, "ulazai", fake.base_url, fake.api_key, scheme="Token")
+        )
+        request = GenerationRequest(Mode.TEXT, "a cat", GenerationOptions(duration_seconds=10))
+        task_id = (await ulazai.submit(request)).provider_task_id
+        fake.inject("rate_limit", path="/sora/status/", retry_after=0.5)
+        assert (await ulazai.status(task_id)).state is ProviderState.RUNNING
+    limited, answered = fake.requests_for("status")
+    assert (limited.status, answered.status) == (429, 200)
+    assert answered.at - limited.at >= 0.5
+
+
+def scripted_http(
+    answers: list[httpx.Response], *, budget: float
+) -> tuple[ProviderHTTP, list[httpx.Request]]:
+    """ProviderHTTP over canned answers (the last one repeats), backing off 0.01 s."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return answers[min(len(sent), len(answers)) - 1]
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    http = ProviderHTTP(
+        client,
+        provider="p",
+        base_url="https://provider.test/api",
+        auth_header=("Authorization", "Bearer k"),
+        backoff_initial=0.01,
+        max_retry_seconds=budget,
+    )
+    return http, sent
+
+
+async def test_a_gateway_asking_for_an_hour_is_reported_not_slept() -> None:
+    """A 5xx Retry-After was obeyed with no bound at all, inside the call: a status check
+    (and `sora-bot generate` waiting on it) hung for the hour."""
+    page = httpx.Response(
+        503,
+        content=b"<html><body>Maintenance</body></html>",
+        headers={"content-type": "text/html", "retry-after": "3600"},
+    )
+    http, sent = scripted_http([page], budget=30)
+    with pytest.raises(ProviderUnavailableError) as exc:
+        async with asyncio.timeout(5):
+            await http.request_json("GET", "status/1")
+    assert exc.value.retry_after == pytest.approx(3600)  # the caller schedules it
+    assert len(sent) == 1
+
+
+async def test_the_retry_budget_counts_the_coming_sleep() -> None:
+    """Budget 0.5 s, each 429 asking for 0.3 s: a second sleep would end at 0.6 s, past
+    the budget, so it is not slept (the check used to be made before the sleep only)."""
+    limited = httpx.Response(429, json={"error": "slow down"}, headers={"retry-after": "0.3"})
+    http, sent = scripted_http([limited], budget=0.5)
+    with pytest.raises(RateLimitedError) as exc:
+        async with asyncio.timeout(5):
+            await http.request_json("GET", "status/1")
+    assert exc.value.retry_after == pytest.approx(0.3)
+    assert len(sent) == 2

@@ -148,10 +148,15 @@ async def test_moderator_resets_a_members_usage(world: BotWorld) -> None:
 
     store, guild_id, alice = world.bot.store, world.guild.id, int(world.member["id"])
     for _ in range(2):
-        await store.reserve(
+        task = await store.reserve(
             NewTask(guild_id, 1, alice, "demo", Mode.TEXT, "x", GenerationOptions()),
             world.settings.default_limits,
         )
+        await store.charge(task.id)
+    flying = await store.reserve(
+        NewTask(guild_id, 1, alice, "demo", Mode.TEXT, "x", GenerationOptions()),
+        world.settings.default_limits,
+    )
     answer = await world.fake.send_command(
         world.guild,
         world.moderator,
@@ -161,6 +166,10 @@ async def test_moderator_resets_a_members_usage(world: BotWorld) -> None:
     )
     await answer.wait_final()
     assert f"Cleared <@{alice}>'s usage for today (2 video(s)" in answer.text()
+    assert "1 video(s) still being made keep counting" in answer.text()
+    status = await store.quota_status(guild_id, alice, world.settings.default_limits)
+    assert status.user_used_today == 1 and status.guild_used_today == 3
+    await store.refund(flying.id, "the provider failed")
     status = await store.quota_status(guild_id, alice, world.settings.default_limits)
     assert status.user_used_today == 0 and status.guild_used_today == 2
 

@@ -204,8 +204,9 @@ async def test_a_renamed_non_image_is_refused_and_refunded(world: BotWorld) -> N
     answer = await world.fake.send_command(
         world.guild, world.member, "sora", world.fake.sub("image", image=attachment, prompt="go")
     )
-    await settle(answer, messages=2)
-    assert "isn't a PNG, JPEG or WebP image" in answer.followups[-1]["content"]
+    await answer.wait_final()
+    # Deferred privately to read the picture: the refusal replaces the private "thinking".
+    assert "isn't a PNG, JPEG or WebP image" in answer.text() and answer.ephemeral
     status = await world.bot.store.quota_status(
         world.guild.id, int(world.member["id"]), world.settings.default_limits
     )

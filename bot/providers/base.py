@@ -7,10 +7,12 @@ it returns is a `ProviderStatus`, everything it raises is a `ProviderError` subc
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal, Protocol
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
@@ -109,11 +111,14 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """A finished video: a public URL, or the bytes when the provider has no public link."""
+    """A finished video: a public URL, or, when the provider has no public link, the bytes
+    (small, in-memory: the demo) or `path`, a downloaded file the caller now owns (it
+    moves or deletes it). Large videos come as a file so they are never held in memory."""
 
     url: str | None = None
     data: bytes | None = None
     content_type: str = "video/mp4"
+    path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,44 @@ class RemixingProvider(VideoProvider, Protocol):
         ...
 
 
+# Characters that print nothing yet are not whitespace to `str.strip`: zero-width spaces
+# and joiners, word joiner, BOM, soft hyphen, direction marks, and "fillers" that are
+# letters or symbols by category (Hangul fillers, the blank braille pattern).
+_FILLERS = frozenset("\u115f\u1160\u2800\u3164\uffa0")
+_EDGE_INVISIBLES = _FILLERS | frozenset(
+    "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c"
+    "\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+)
+
+
+def clean_prompt(prompt: str) -> str:
+    """The prompt without whitespace or invisible characters at either end (what is
+    stored and sent). Only the ends: inside, a zero-width joiner may hold an emoji
+    together, and combining marks are accents."""
+    start, end = 0, len(prompt)
+    while start < end and _invisible_at_edge(prompt[start]):
+        start += 1
+    while end > start and _invisible_at_edge(prompt[end - 1]):
+        end -= 1
+    return prompt[start:end]
+
+
+def is_blank(prompt: str) -> bool:
+    """True when nothing would be seen: every character is whitespace, a control or
+    format character (zero-width space, joiners, BOM...), a mark with nothing to sit on
+    (such as the combining grapheme joiner) or a filler. Such a prompt reached the
+    provider and was charged, so it is refused before anything is reserved."""
+    for char in prompt:
+        category = unicodedata.category(char)
+        if category[0] in "LNPS" and char not in _FILLERS:
+            return False
+    return True
+
+
+def _invisible_at_edge(char: str) -> bool:
+    return char.isspace() or char in _EDGE_INVISIBLES or unicodedata.category(char) == "Cc"
+
+
 def plan_options(
     provider: str, capabilities: Capabilities, mode: Mode, prompt: str, options: GenerationOptions
 ) -> PlannedOptions:
@@ -162,8 +205,8 @@ def plan_options(
     """
     if mode not in capabilities.modes:
         raise InvalidInputError(f"{provider} cannot make videos from {mode.value} input.")
-    text = prompt.strip()
-    if not text:
+    text = clean_prompt(prompt)
+    if is_blank(text):
         raise InvalidInputError("Please describe the video you want: the prompt is empty.")
     if len(text) > capabilities.max_prompt_length:
         raise InvalidInputError(

@@ -3,7 +3,9 @@
 Retry policy (the reason this module exists):
 - A status check is free and idempotent: 429, 5xx, gateway HTML pages, timeouts,
   connection errors and malformed bodies are retried with exponential backoff and
-  jitter, waiting at least the provider's Retry-After.
+  jitter, waiting at least the provider's Retry-After, all within a per-request time
+  budget: a wait that would end past it is reported (the error's `retry_after`), not
+  slept, so the caller (the tracker, `sora-bot generate`) schedules the next check.
 - Creating a task costs money. It is sent again only when it is certain the first
   attempt never reached the provider: the connection was refused (nothing was sent)
   or the provider answered 429 (it refused the request without creating anything).
@@ -29,7 +31,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
@@ -41,6 +43,16 @@ from bot.errors import (
     ProviderUnavailableError,
     RateLimitedError,
     UnknownProviderTaskError,
+)
+from bot.fetch import (
+    MAX_VIDEO_BYTES,
+    VIDEO_DEADLINE_SECONDS,
+    Fetcher,
+    MediaFetchError,
+    MediaPolicy,
+    MediaTimeoutError,
+    MediaUnavailableError,
+    Spooled,
 )
 
 log = logging.getLogger(__name__)
@@ -227,22 +239,60 @@ class ProviderHTTP:
 
         return await self._with_retries(attempt, paid=paid, what=f"{method} {path}")
 
-    async def request_bytes(self, path: str, *, params: dict[str, str] | None = None) -> bytes:
-        """GET a file (with the key when the URL is the provider's own)."""
+    async def request_file(
+        self,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        limit: int = MAX_VIDEO_BYTES,
+        deadline: float = VIDEO_DEADLINE_SECONDS,
+    ) -> Spooled:
+        """GET a file (a finished video) into a temporary file the caller then owns.
 
-        async def attempt() -> bytes:
-            response = await self._send("GET", path, None, params, None, None)
-            if response.status_code >= 300:
+        Streamed, never read whole: at most `limit` bytes, and `deadline` seconds for all
+        attempts together, so a provider dripping bytes cannot hold a delivery forever.
+        The key goes only to the provider's own origin; a redirect elsewhere is vetted
+        like any media URL (`bot.fetch`) and gets no key.
+        """
+        url = str(httpx.URL(self.url(path), params=params))
+        fetcher = Fetcher(self._client, MediaPolicy([self.base_url]))
+        headers = {self._auth_header[0]: self._auth_header[1]}
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + deadline
+
+        async def attempt() -> Spooled:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            try:
+                return await fetcher.download(
+                    url, limit=limit, deadline=max(0.0, ends - loop.time()), headers=headers
+                )
+            except MediaUnavailableError as exc:
+                if exc.status is None:
+                    raise ProviderUnavailableError(self.provider, exc.detail) from None
+                answer = httpx.Response(
+                    exc.status, headers={"content-type": exc.content_type}, content=exc.body
+                )
                 raise_for_code(
                     self.provider,
-                    response.status_code,
-                    describe_body(response),
-                    retry_after=retry_after_seconds(response),
+                    exc.status,
+                    describe_body(answer),
+                    retry_after=exc.retry_after,
                     unknown_task_id=path,
                 )
-            return response.content
+                raise ProviderUnavailableError(self.provider, exc.detail) from None
+            except MediaTimeoutError as exc:
+                raise ProviderUnavailableError(self.provider, f"download {exc.detail}") from None
+            except MediaFetchError as exc:  # too large, or an address refused: final
+                raise ProviderError(self.provider, exc.user_message, exc.detail) from None
 
-        result: bytes = await self._with_retries(attempt, paid=False, what=f"GET {path}")
+        try:
+            async with asyncio.timeout(deadline):
+                result: Spooled = await self._with_retries(attempt, paid=False, what=f"GET {path}")
+        except TimeoutError:
+            raise ProviderUnavailableError(
+                self.provider, f"download not finished after {deadline:.0f}s"
+            ) from None
         return result
 
     async def _send(
@@ -305,12 +355,13 @@ class ProviderHTTP:
     async def _with_retries(self, attempt: Callable[[], Any], *, paid: bool, what: str) -> Any:
         def should_retry(error: BaseException) -> bool:
             if isinstance(error, RateLimitedError):
-                return error.retry_after is None or error.retry_after <= self._max_retry_seconds
+                return True  # a 429 made nothing, paid or not; the stop below bounds the wait
             if paid:
                 return isinstance(error, NotSentError)
             return isinstance(error, ProviderUnavailableError)
 
         def wait(state: RetryCallState) -> float:
+            # Never sooner than the provider asked (Retry-After, on a 429 or a 5xx alike).
             backoff = self._backoff(state)
             error = state.outcome.exception() if state.outcome else None
             hinted = getattr(error, "retry_after", None) or 0.0
@@ -330,7 +381,14 @@ class ProviderHTTP:
         retrying = AsyncRetrying(
             retry=retry_if_exception(should_retry),
             wait=wait,
-            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._max_retry_seconds),
+            # The budget counts the coming sleep too (tenacity decides the wait first): a
+            # wait that would end past it is not slept here but reported, the error
+            # carrying its `retry_after`, to the caller that schedules the next check (the
+            # tracker, `sora-bot generate`). Sleeping it here hid it from them: a gateway's
+            # 503 saying "Retry-After: 3600" held one status call, and the CLI, for an hour.
+            stop=(
+                stop_after_attempt(self._max_attempts) | stop_before_delay(self._max_retry_seconds)
+            ),
             before_sleep=before_sleep,
             reraise=True,
         )

@@ -7,6 +7,7 @@ with the key from `/videos/{id}/content`. Webhooks are project-level Standard We
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -20,7 +21,7 @@ from typing import Any
 
 from bot.domain import Aspect, Mode, Quality
 from bot.errors import CallbackRejectedError, ProviderUnavailableError
-from bot.images import fit_image
+from bot.images import fit_image_in_thread
 from bot.providers.base import (
     Capabilities,
     FailureCode,
@@ -121,8 +122,9 @@ class OpenAIProvider:
         if request.mode is Mode.IMAGE:
             if request.image is None:
                 raise ValueError("image-to-video needs an image")
-            # The reference must be exactly the video's pixel size.
-            picture = fit_image(request.image.data, width, height)
+            # The reference must be exactly the video's pixel size. Decoding and resizing
+            # take up to a second: in a worker thread, never on the event loop.
+            picture = await fit_image_in_thread(request.image.data, width, height)
             answer = await self._http.request_json(
                 "POST",
                 "videos",
@@ -229,12 +231,16 @@ class OpenAIProvider:
         return status
 
     async def media(self, provider_task_id: str, status: ProviderStatus) -> Media:
-        data = await self._http.request_bytes(
+        """The video, streamed to a temporary file (the caller owns it): a whole video
+        in memory per delivery would not stay bounded, and a stalled download has a
+        deadline (`ProviderHTTP.request_file`)."""
+        spooled = await self._http.request_file(
             f"videos/{provider_task_id}/content", params={"variant": "video"}
         )
-        if not data:
+        if spooled.size == 0:
+            await asyncio.to_thread(spooled.discard)
             raise ProviderUnavailableError(self.name, "empty video download")
-        return Media(data=data)
+        return Media(path=spooled.path, content_type=spooled.content_type or "video/mp4")
 
 
 def _webhook_key(secret: str) -> bytes:

@@ -85,6 +85,8 @@ def build_provider(
 ) -> VideoProvider:
     """The adapter for `name` (default: `SORA_PROVIDER`), behind its documented task cap.
 
+    The cap counts only this process's own recent submits until it is given the store's
+    count (`TaskCap.count_active_with`: the bot does, `sora-bot generate` has no store).
     Raises ValueError when the provider's key is not set.
     """
     provider = PROVIDERS[name or settings.sora_provider](settings, client)

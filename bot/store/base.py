@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -151,3 +152,21 @@ class Store(ABC):
     async def set_notify_state(
         self, task_id: str, state: NotifyState, message_id: int | None = None
     ) -> None: ...
+
+    @abstractmethod
+    async def set_result_url(self, task_id: str, url: str | None) -> None:
+        """Record (or, with None, forget) the link a finished task's video is shown at.
+
+        Unlike `update_task` this works on a final task and can clear the field: the
+        notifier records a link it published itself (so `/sora status` and Delete find
+        it), and Delete forgets it so nobody is pointed at a video that was removed."""
+
+    @abstractmethod
+    async def count_active_provider_tasks(
+        self, provider: str, just_submitted: Collection[str] = ()
+    ) -> int:
+        """The slots `provider`'s concurrent-task cap counts (`bot.providers.limits`): its
+        tasks with a provider task id that are not final, plus those of the
+        `just_submitted` provider task ids not recorded on any task yet. Counted from the
+        tasks' states, not remembered in memory, so a task frees its slot whichever way it
+        ended."""

@@ -13,7 +13,7 @@ import asyncio
 import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from importlib import resources
@@ -708,3 +708,26 @@ class SqliteStore(Store):
                 " result_message_id), updated_at = ? WHERE id = ?",
                 (state.value, message_id, _ts(self._clock()), task_id),
             )
+
+    async def set_result_url(self, task_id: str, url: str | None) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE tasks SET result_url = ?, updated_at = ? WHERE id = ?",
+                (url, _ts(self._clock()), task_id),
+            )
+
+    async def count_active_provider_tasks(
+        self, provider: str, just_submitted: Collection[str] = ()
+    ) -> int:
+        fresh = tuple(set(just_submitted))
+        marks = ", ".join("?" * len(fresh)) or "NULL"
+        row = await self._one(
+            "SELECT"
+            " (SELECT COUNT(*) FROM tasks WHERE provider = ? AND provider_task_id IS NOT NULL"
+            "  AND state IN ('queued', 'submitted', 'running')),"
+            " (SELECT COUNT(DISTINCT provider_task_id) FROM tasks WHERE provider = ?"
+            f"  AND provider_task_id IN ({marks}))",
+            (provider, provider, *fresh),
+        )
+        unfinished, recorded = (0, 0) if row is None else (int(row[0]), int(row[1]))
+        return unfinished + len(fresh) - recorded

@@ -322,6 +322,8 @@ class FaultRule:
     global_: bool = False
     delay: float = 0.0
     hits: int = 0
+    after: bool = False  # carry the request out first, then answer with the fault
+    drop: bool = False  # close the connection instead of answering
 
 
 @dataclass
@@ -1105,6 +1107,7 @@ class FakeDiscord:
         body: Any = None,
         global_: bool = False,
         delay: float = 0.0,
+        after: bool = False,
     ) -> FaultRule:
         """Answers the next ``times`` matching requests with ``status``.
 
@@ -1112,6 +1115,8 @@ class FakeDiscord:
         the API base (e.g. ``r"/channels/\\d+/messages$"``). A 429 looks like Discord's (JSON body,
         rate-limit headers, ``Via``); ``retry_after`` defaults to 0.05 s. ``body``: dict/list ->
         JSON, str/bytes -> text/html (like a Cloudflare page). Matching requests are recorded.
+        ``after=True``: the request is carried out first (the message is created, the nonce
+        remembered) and only the answer is lost, as when Discord's edge fails after the write.
         """
         rule = FaultRule(
             method=method.upper(),
@@ -1122,6 +1127,7 @@ class FakeDiscord:
             body=body,
             global_=global_,
             delay=delay,
+            after=after,
         )
         self._faults.append(rule)
         return rule
@@ -1136,6 +1142,25 @@ class FakeDiscord:
             status=None,
             times=times,
             delay=seconds,
+        )
+        self._faults.append(rule)
+        return rule
+
+    def drop_next(
+        self, method: str, path_regex: str, *, times: int = 1, after: bool = True
+    ) -> FaultRule:
+        """Closes the connection of the next matching requests without an answer.
+
+        With ``after=True`` (the default) the request is carried out first, so the client
+        cannot tell whether it took effect: the case a retry with the same nonce exists for.
+        """
+        rule = FaultRule(
+            method=method.upper(),
+            pattern=re.compile(path_regex),
+            status=None,
+            times=times,
+            after=after,
+            drop=True,
         )
         self._faults.append(rule)
         return rule
@@ -2042,17 +2067,32 @@ class FakeDiscord:
             rec.injected = True
             if rule.delay:
                 await asyncio.sleep(rule.delay)
-            if rule.status is not None:
+            if rule.drop and not rule.after:
+                return self._drop(request, rec)
+            if rule.status is not None and not rule.after:
                 reply = self._fault_reply(rule)
         if reply is None:
             if bad_body:
                 reply = _err(400, "The request body contains invalid JSON.", 50109)
             else:
                 reply = await self._route(request, rec, uploads)
+        if rule is not None and rule.after:
+            if rule.drop:
+                return self._drop(request, rec)
+            if rule.status is not None:
+                reply = self._fault_reply(rule)
         rec.status = reply.status
         rec.response = reply.body
         self._signal.fire()
         return reply.to_response()
+
+    def _drop(self, request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
+        """Abort the TCP connection: the client sees it closed with no answer (status 0)."""
+        rec.status = 0
+        if request.transport is not None:
+            request.transport.abort()
+        self._signal.fire()
+        return web.Response(status=204)  # never reaches the client
 
     async def _route(
         self, request: web.Request, rec: RecordedRequest, uploads: list[_Upload]
@@ -2909,15 +2949,27 @@ class FakeDiscord:
     # -- REST handlers: channels, messages, guilds ------------------------------------
 
     async def _r_channel_history(self, call: _Call) -> _Reply:
-        """GET /channels/{id}/messages: newest first, `limit` (1-100), `before` a message id."""
+        """GET /channels/{id}/messages: newest first, `limit` (1-100), `before` a message id.
+
+        As on Discord, public interaction responses and followups (which carry
+        `interaction_metadata` and `webhook_id`) are part of the history; ephemeral ones
+        are not."""
         channel_id = int(call.params["channel"])
         if not self._find_channel(channel_id):
             return _err(404, "Unknown Channel", 10003)
         limit = max(1, min(100, int(call.rec.query.get("limit", "50"))))
         before = int(call.rec.query.get("before", "0") or 0)
+        candidates = {int(m["id"]): m for m in self.channel_messages.get(channel_id, [])}
+        for mid, m in self.messages.items():
+            if (
+                "interaction_metadata" in m
+                and int(m["channel_id"]) == channel_id
+                and not int(m.get("flags") or 0) & EPHEMERAL
+            ):
+                candidates.setdefault(mid, m)
         live = [
             m
-            for m in self.channel_messages.get(channel_id, [])
+            for m in candidates.values()
             if int(m["id"]) not in self.deleted_messages and (not before or int(m["id"]) < before)
         ]
         newest = sorted(live, key=lambda m: int(m["id"]), reverse=True)[:limit]
