@@ -355,18 +355,36 @@ class Notifier:
             if await self._post(task):
                 return
             await self._direct_message(task)
+        except discord.HTTPException as exc:
+            if is_transient(exc):
+                await self._after_transient(task, exc)
+                return
+            # Discord answered, and not with a hiccup (a 400 or 413 about the message
+            # itself): the same post will be refused every time, so it is not retried
+            # forever. The result is kept for `/sora status`, and the log has the detail.
+            log.error(
+                "task %s: Discord refused the result post (%s %s); kept for /sora status",
+                task.id,
+                exc.status,
+                exc.text[:200],
+            )
+            await self._undeliverable(task)
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            if self._retry_later(task, exc):
-                return
-            log.warning(
-                "task %s: Discord kept failing for %.0f s (%s); sending a DM instead",
-                task.id,
-                self.retry_policy.window,
-                exc,
-            )
-            await self._direct_message(task, last_resort=True)
+            await self._after_transient(task, exc)
+
+    async def _after_transient(self, task: Task, exc: BaseException) -> None:
+        """A hiccup: retry with backoff; after the window, the DM is the last resort."""
+        if self._retry_later(task, exc):
+            return
+        log.warning(
+            "task %s: Discord kept failing for %.0f s (%s); sending a DM instead",
+            task.id,
+            self.retry_policy.window,
+            exc,
+        )
+        await self._direct_message(task, last_resort=True)
 
     def _retry_later(self, task: Task, exc: BaseException) -> bool:
         """Schedule the next try; False once the retry window has passed."""
@@ -456,7 +474,9 @@ class Notifier:
     async def _direct_message(self, task: Task, *, last_resort: bool = False) -> None:
         """DM the requester. A refusal makes the task undeliverable (it stays in
         `/sora status`); so does any failure of the `last_resort` DM after the retries."""
-        content, embed, file, view = await self._compose(task, direct=True)
+        # No buttons in a DM: Again and Delete act in the server, and would only answer
+        # "servers only" there.
+        content, embed, file, _ = await self._compose(task, direct=True)
         try:
             user = self._client.get_user(task.user_id) or await self._client.fetch_user(
                 task.user_id
@@ -465,7 +485,6 @@ class Notifier:
                 content=content,
                 embed=embed,
                 file=file or discord.utils.MISSING,
-                view=view or discord.utils.MISSING,
                 nonce=nonce_for(task),
             )
         except Exception as exc:
@@ -475,19 +494,23 @@ class Notifier:
             ):
                 raise
             log.warning("task %s: no channel and no DM (%s); kept for /sora status", task.id, exc)
-            await self._store.set_notify_state(task.id, NotifyState.UNDELIVERABLE)
-            await self._close_response(
-                task,
-                f"{self._label(task)}, but I couldn't post it here or send you a DM: "
-                f"`/sora status {task.id}` has it.",
-            )
-            self._finished(task.id)
+            await self._undeliverable(task)
             return
         await self._keep_link(task, message, composed=video_link(embed))
         await self._store.set_notify_state(task.id, NotifyState.DIRECT_MESSAGED, message.id)
         self._observed(task)
         await self._close_response(
             task, f"{self._label(task)}: I couldn't post it here, so I sent it to you in a DM."
+        )
+        self._finished(task.id)
+
+    async def _undeliverable(self, task: Task) -> None:
+        """Neither a post nor a DM will work: `/sora status` keeps the result."""
+        await self._store.set_notify_state(task.id, NotifyState.UNDELIVERABLE)
+        await self._close_response(
+            task,
+            f"{self._label(task)}, but I couldn't post it here or send you a DM: "
+            f"`/sora status {task.id}` has it.",
         )
         self._finished(task.id)
 

@@ -232,11 +232,36 @@ async def test_persistent_5xx_past_the_window_goes_by_dm(
         assert task.result_message_id == int(dm["id"])
         assert "your video is ready (I couldn't post in <#" in dm["content"]
         assert dm["attachments"]
+        assert not dm.get("components")  # Again and Delete work in the server only
         attempts = world.fake.requests_matching("POST", route)
         assert len(attempts) >= 3 and all(r.status == 503 for r in attempts)
         assert not posts(world)
         await eventually(lambda: any("sent it to you in a DM" in (e.get("content") or "")
                                      for e in answer.edits))  # fmt: skip
+        await nothing_held(world)
+
+
+async def test_a_post_discord_refuses_outright_is_kept_for_status_not_retried_forever(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    """A 400 about the message itself is an answer, not a hiccup: sending the same post
+    again every half minute would never work, so the result waits in `/sora status`."""
+    async with world_with(fake_discord, tmp_path, demo_generation_seconds=0.3) as world:
+        route = channel_route(world)
+        world.fake.fail_next(
+            "POST", route, 400, times=1000,
+            body={"message": "Invalid Form Body", "code": 50035},
+        )  # fmt: skip
+        answer = await submit(world, "a refused post")
+        await eventually(lambda: in_state(world, NotifyState.UNDELIVERABLE))
+        await eventually(lambda: any("/sora status" in (e.get("content") or "")
+                                     for e in answer.edits))  # fmt: skip
+        sent = len(world.fake.requests_matching("POST", route))
+        await world.bot.tracker.run_once()  # a redelivery pass finds nothing to send
+        world.bot.tracker._next_redelivery = world.bot.tracker._clock()
+        await world.bot.tracker.run_once()
+        await world.bot.tracker.drain()
+        assert len(world.fake.requests_matching("POST", route)) == sent == 1
         await nothing_held(world)
 
 
