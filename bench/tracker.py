@@ -16,7 +16,7 @@ Set-up, per scenario (a number of tasks and one way of following them):
   starts at the same moment, and the server counts status requests per task.
 - What is measured runs in a child process, so CPU seconds and peak memory are its own:
   the real `Tracker` with the real `SqliteStore` (a copy of a database of N submitted
-  tasks, made through `reserve` and `update_task`), the real APIXO adapter over httpx
+  tasks, made through `reserve` and `mark_submitted`), the real APIXO adapter over httpx
   (`ProviderHTTP`, without the adapter's own request-rate limiter) and the
   schedule from `Schedule.for_spread(40, 120, lag=2)`. The first check is written the
   way `SoraService.submit` writes it: `next_check_at = created_at + first_delay`.
@@ -76,7 +76,6 @@ from bot.domain import (
     QuotaUnit,
     Task,
     TaskState,
-    TaskUpdate,
 )
 from bot.schedule import Schedule
 from bot.store import SqliteStore
@@ -280,7 +279,7 @@ async def build_template(path: Path, count: int) -> list[str]:
     tokens: list[str] = []
     try:
         for n in range(count):
-            task = await store.reserve(
+            reserved = await store.reserve(
                 NewTask(
                     guild_id=1,
                     channel_id=10,
@@ -292,11 +291,8 @@ async def build_template(path: Path, count: int) -> list[str]:
                 ),
                 UNLIMITED,
             )
-            await store.update_task(
-                task.id,
-                TaskUpdate(
-                    TaskState.SUBMITTED, provider_task_id=provider_task_id(n), next_check_at=EPOCH
-                ),
+            task = await store.mark_submitted(
+                reserved.task.id, provider_task_id(n), TaskState.SUBMITTED, None, EPOCH
             )
             assert task.callback_token is not None
             tokens.append(task.callback_token)
@@ -357,7 +353,7 @@ class Recorder:
     async def deliver(self, task: Task) -> None:
         self.record(task.provider_task_id)
         if self.store is not None:
-            await self.store.set_notify_state(task.id, NotifyState.POSTED)
+            await self.store.record_delivery(task.id, NotifyState.POSTED)
 
     async def progress(self, task: Task) -> None:
         return None
@@ -392,7 +388,7 @@ async def fixed_poller(provider: Any, count: int, every: float, recorder: Record
 
 async def child(spec: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    import bot.app  # noqa: F401  (the bot's whole import footprint counts in its memory)
+    import bot.discord.app  # noqa: F401  (the bot's whole import footprint counts in its memory)
     from bot.__main__ import make_http_client
     from bot.fetch import MediaPolicy
     from bot.metrics import Metrics

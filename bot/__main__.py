@@ -19,7 +19,7 @@ from pathlib import Path
 import discord
 import httpx
 
-from bot.app import SoraBot
+from bot.discord.app import SoraBot
 from bot.domain import Aspect, Quality
 from bot.errors import ConfigurationError
 from bot.fetch import Fetcher, MediaPolicy
@@ -100,12 +100,11 @@ async def check(settings: Settings) -> int:
         return EXIT_CONFIG
     finally:
         await store.close()
-    key = settings.api_key(settings.sora_provider)
+    provider = settings.provider_settings()
     print("Configuration OK")
-    print(f"  provider:  {settings.sora_provider}" + (" (API key set)" if key else ""))
-    base_url = settings.base_url(settings.sora_provider)
-    if base_url:
-        print(f"  provider address: {redact_url(base_url)}")
+    print(f"  provider:  {settings.sora_provider}" + (" (API key set)" if provider.key else ""))
+    if provider.address:
+        print(f"  provider address: {redact_url(provider.address)}")
     print(f"  database:  {redact_url(store.description)} (schema version {version})")
     print(f"  discord:   {redact_url(settings.discord_api_base)}")
     if settings.discord_gateway_url:
@@ -142,9 +141,7 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
             poll_seconds=args.poll_seconds,
         )
         # Result URLs are vetted as the bot vets them; the provider's own address is trusted.
-        fetcher = Fetcher(
-            client, MediaPolicy([settings.base_url(args.provider or settings.sora_provider)])
-        )
+        fetcher = Fetcher(client, MediaPolicy([settings.provider_settings(args.provider).address]))
         async with contextlib.AsyncExitStack() as stack:
             publish = None
             listen, public = settings.listen_address, settings.webhook_public_url

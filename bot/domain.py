@@ -1,16 +1,19 @@
 """The bot's vocabulary: tasks, their states, generation options and quotas.
 
 Pure data and rules, no I/O, so the store, the service, the tracker and the cogs all
-agree on one meaning of "a task moved forward" or "the quota resets at".
+agree on one meaning of "a task moved forward", "this request fits the quota" or "the
+quota resets at".
 """
 
 from __future__ import annotations
 
 import calendar
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+
+from bot.errors import GenerationDisabledError, QuotaExceededError
 
 
 class TaskState(StrEnum):
@@ -99,6 +102,25 @@ class LedgerKind(StrEnum):
     RESET = "reset"
 
 
+class Settle(StrEnum):
+    """What finishing a task does with its reservation, in the same transaction."""
+
+    CHARGE = "charge"  # the video was made: the reservation becomes final usage
+    REFUND = "refund"  # nothing was made: the reservation is given back
+    NONE = "none"  # leave the ledger alone
+
+
+def settlement_for(state: TaskState) -> Settle:
+    """The settlement a final state calls for: only a made video is paid for."""
+    match state:
+        case TaskState.SUCCEEDED:
+            return Settle.CHARGE
+        case TaskState.FAILED | TaskState.EXPIRED:
+            return Settle.REFUND
+        case TaskState.QUEUED | TaskState.SUBMITTED | TaskState.RUNNING:
+            raise ValueError(f"{state.value} is not a final state")
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationOptions:
     aspect: Aspect = Aspect.LANDSCAPE
@@ -132,8 +154,6 @@ class NewTask:
     prompt: str
     options: GenerationOptions
     image_url: str | None = None
-    interaction_id: int | None = None
-    interaction_token: str | None = None
     upload_limit: int | None = None  # bytes, as Discord reported for the channel
 
 
@@ -151,8 +171,6 @@ class Task:
     created_at: datetime
     updated_at: datetime
     image_url: str | None = None
-    interaction_id: int | None = None
-    interaction_token: str | None = None
     provider_task_id: str | None = None
     progress: int | None = None
     result_url: str | None = None
@@ -250,6 +268,23 @@ class QuotaStatus:
             return None
         return max(0, self.limits.user_daily - self.user_used_today)
 
+    def plus(self, cost: int) -> QuotaStatus:
+        """The status once a request costing `cost` (in the limits' unit) is reserved."""
+        return replace(
+            self,
+            guild_used_today=self.guild_used_today + cost,
+            guild_used_month=self.guild_used_month + cost,
+            user_used_today=self.user_used_today + cost,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A queued task and the quota status right after its reservation (one transaction)."""
+
+    task: Task
+    quota: QuotaStatus
+
 
 def cost_of(options: GenerationOptions, unit: QuotaUnit) -> int:
     match unit:
@@ -257,6 +292,46 @@ def cost_of(options: GenerationOptions, unit: QuotaUnit) -> int:
             return 1
         case QuotaUnit.SECONDS:
             return options.duration_seconds
+
+
+def check_quota(status: QuotaStatus, cost: int) -> None:
+    """Whether a request costing `cost` (in the limits' unit) fits; raises if it does not.
+
+    The store counts the usage and calls this inside the transaction that then writes
+    the reservation, so no other request can slip in between the decision and the write.
+    The member's own cap is checked first: "you have used yours" is the answer they can
+    act on, even when the server is also full.
+
+    Raises `GenerationDisabledError` when a limit is 0, `QuotaExceededError` otherwise.
+    """
+    limits = status.limits
+    if not limits.generation_enabled:
+        raise GenerationDisabledError()
+    unit = limits.unit.value
+    if limits.user_daily is not None and status.user_used_today + cost > limits.user_daily:
+        raise QuotaExceededError(
+            mine=True,
+            limit=limits.user_daily,
+            unit=unit,
+            period="today",
+            resets_at=status.day_resets_at,
+        )
+    if status.guild_used_today + cost > limits.daily:
+        raise QuotaExceededError(
+            mine=False,
+            limit=limits.daily,
+            unit=unit,
+            period="today",
+            resets_at=status.day_resets_at,
+        )
+    if status.guild_used_month + cost > limits.monthly:
+        raise QuotaExceededError(
+            mine=False,
+            limit=limits.monthly,
+            unit=unit,
+            period="this month",
+            resets_at=status.month_resets_at,
+        )
 
 
 def day_key(moment: datetime) -> str:

@@ -196,3 +196,8 @@ class BotChannelPermissionError(BotError):
             + ", ".join(f"**{m}**" for m in missing)
             + " permission. Ask a moderator to give me it, or use another channel."
         )
+
+
+class DuplicateCallbackError(CallbackRejectedError):
+    """A report already processed (a signed webhook delivered twice): the listener
+    acknowledges it and changes nothing."""

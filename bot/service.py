@@ -3,29 +3,42 @@
 Cogs call this instead of the store or the provider so that the rules (defaults, who
 may see what, when quota is reserved and refunded) live in one place that tests can
 drive without Discord.
+
+A submission is four steps, so the caller decides what to do (defer its answer, say)
+between the quick ones and the slow ones; each writing step is one store call:
+
+    checked = await service.check(request)          # quick, nothing stored or downloaded
+    if checked.needs_image:
+        checked = await service.read_image(checked)  # downloads: may take seconds
+    reserved = await service.reserve(checked)        # quota and task, one transaction
+    result = await service.send(reserved)            # the provider; refunds if it fails
+
+A caller that cannot go on after `reserve` gives the reservation back with `abandon`.
+A remix starts with `check_remix` instead of `check`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import cast
 
 import httpx
 
+# AttachmentRef is part of this module's API (SubmitRequest carries one): re-exported.
+from bot.attachments import IMAGE_DOWNLOAD_SECONDS, precheck, read_picture
+from bot.attachments import AttachmentRef as AttachmentRef
 from bot.domain import (
     Aspect,
     GenerationOptions,
     Mode,
     NewTask,
-    NotifyState,
     Quality,
     QuotaLimits,
     QuotaStatus,
     QuotaUnit,
+    Settle,
     Task,
     TaskState,
     TaskUpdate,
@@ -37,16 +50,15 @@ from bot.errors import (
     ChannelNotAllowedError,
     InsufficientCreditsError,
     InvalidInputError,
+    MissingPermissionError,
     ProviderAuthError,
     ProviderRefusedError,
     TaskNotFoundError,
 )
-from bot.images import sniff_image_in_thread
 from bot.providers.base import (
     FailureCode,
     GenerationRequest,
     ImageInput,
-    RemixingProvider,
     VideoProvider,
     clean_prompt,
     plan_options,
@@ -56,20 +68,6 @@ from bot.settings import Settings
 from bot.store import Page, Store
 
 log = logging.getLogger(__name__)
-Hook = Callable[[], Awaitable[None]]
-# The whole download of a member's picture, not one read: a CDN that drips bytes must not
-# hold a submission (and its Discord token) for minutes.
-IMAGE_DOWNLOAD_SECONDS = 20.0
-
-
-@dataclass(frozen=True, slots=True)
-class AttachmentRef:
-    """What Discord tells us about an uploaded file; the bytes are fetched at submit time."""
-
-    url: str
-    filename: str
-    size: int
-    content_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +81,32 @@ class SubmitRequest:
     duration: int | None = None
     quality: Quality | None = None
     attachment: AttachmentRef | None = None
-    interaction_id: int | None = None
-    interaction_token: str | None = None
     upload_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request that passed the quick checks, with the options the provider will get."""
+
+    request: SubmitRequest
+    options: GenerationOptions
+    notes: tuple[str, ...]
+    image: ImageInput | None = None  # read by `read_image` (image mode)
+    remix_of: str | None = None  # the source video's provider task id (a remix)
+
+    @property
+    def needs_image(self) -> bool:
+        """The picture must still be downloaded and checked (`read_image`)."""
+        return self.request.mode is Mode.IMAGE and self.image is None
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """A checked request with its quota held and its task queued, ready to send."""
+
+    checked: Checked
+    task: Task
+    quota: QuotaStatus  # right after the reservation, for the submission message
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,50 +163,11 @@ class SoraService:
 
     # Submissions
 
-    async def remix(
-        self, source_id: str, request: SubmitRequest, *, on_reserved: Hook | None = None
-    ) -> SubmitResult:
-        """A finished video changed as `request.prompt` says (providers with remix only)."""
-        source = await self.find_task(request.guild_id, request.user_id, source_id, moderator=True)
-        if not self.provider.capabilities.remix or not hasattr(self.provider, "remix"):
-            raise InvalidInputError(f"{self.provider.display_name} can't remix videos.")
-        if source.state is not TaskState.SUCCEEDED or source.provider_task_id is None:
-            raise InvalidInputError("Only a finished video can be remixed.")
-        return await self.submit(
-            replace(
-                request,
-                aspect=source.options.aspect,
-                duration=source.options.duration_seconds,
-                quality=source.options.quality,
-            ),
-            on_reserved=on_reserved,
-            remix_of=source.provider_task_id,
-        )
-
-    async def submit(
-        self,
-        request: SubmitRequest,
-        *,
-        on_reading_image: Hook | None = None,
-        on_reserved: Hook | None = None,
-        remix_of: str | None = None,
-    ) -> SubmitResult:
-        """Validate, read the picture, reserve quota, call the provider, record; refund
-        on any failure after the reservation.
-
-        The order decides what a member sees and pays:
-
-        1. Quick checks (channel, prompt, options, the attachment's declared type and
-           size) come first, before any hook, so the cog can answer them at once and
-           privately.
-        2. The picture is downloaded and checked by its content *before* quota is
-           reserved, so a bad picture costs nothing and leaves nothing to refund.
-           Reading may take longer than Discord's 3 seconds, so `on_reading_image` runs
-           just before it (the cog defers privately there: every refusal about the
-           member's own picture stays private).
-        3. Quota is reserved; `on_reserved` runs before the provider call, which may be
-           slow too (the cog defers there if it has not yet).
-        """
+    async def check(self, request: SubmitRequest) -> Checked:
+        """The quick checks, before anything is stored or downloaded: the channel is
+        allowed, the prompt and options suit the provider, and an attached picture's
+        declared type and size are acceptable. Raises a `BotError` saying what is wrong,
+        so the caller can answer at once and privately."""
         guild = await self._store.guild_settings(request.guild_id)
         if guild.allowed_channel_ids and request.channel_id not in guild.allowed_channel_ids:
             raise ChannelNotAllowedError(guild.allowed_channel_ids)
@@ -195,17 +177,61 @@ class SoraService:
             duration_seconds=request.duration or base.duration_seconds,
             quality=request.quality or base.quality,
         )
-        caps = self.provider.capabilities
         planned = plan_options(
-            self.provider.display_name, caps, request.mode, request.prompt, wanted
+            self.provider.display_name,
+            self.provider.capabilities,
+            request.mode,
+            request.prompt,
+            wanted,
         )
-        image: ImageInput | None = None
         if request.mode is Mode.IMAGE:
-            self._precheck_attachment(request.attachment)
-            if on_reading_image is not None:
-                await on_reading_image()
-            image = await self._load_image(request.attachment)
-        task = await self._store.reserve(
+            precheck(request.attachment, self.provider.capabilities.max_image_bytes)
+        return Checked(request, planned.options, planned.notes)
+
+    async def check_remix(self, source_id: str, request: SubmitRequest) -> Checked:
+        """`check` for a remix of a finished video (providers with remix only): the new
+        video keeps the source's options, and `request.prompt` says what changes."""
+        source = await self.find_task(request.guild_id, request.user_id, source_id, moderator=True)
+        if not self.provider.capabilities.remix:
+            raise InvalidInputError(f"{self.provider.display_name} can't remix videos.")
+        if source.state is not TaskState.SUCCEEDED or source.provider_task_id is None:
+            raise InvalidInputError("Only a finished video can be remixed.")
+        checked = await self.check(
+            replace(
+                request,
+                aspect=source.options.aspect,
+                duration=source.options.duration_seconds,
+                quality=source.options.quality,
+            )
+        )
+        return replace(checked, remix_of=source.provider_task_id)
+
+    async def read_image(self, checked: Checked) -> Checked:
+        """Download the picture and check it by its content (image mode; otherwise, or
+        once read, `checked` is returned as it is).
+
+        This comes before `reserve`, so a bad picture costs nothing and leaves nothing to
+        refund. It may take longer than Discord's 3 seconds: the cog defers privately
+        first, so every refusal about the member's own picture stays private."""
+        attachment = checked.request.attachment
+        if not checked.needs_image or attachment is None:
+            return checked
+        image = await read_picture(
+            self._http,
+            attachment,
+            max_bytes=self.provider.capabilities.max_image_bytes,
+            deadline=self.image_download_seconds,
+        )
+        return replace(checked, image=image)
+
+    async def reserve(self, checked: Checked) -> Reserved:
+        """Reserve the quota and queue the task: one store call, which returns the quota
+        status after the reservation too. Raises `QuotaExceededError` or
+        `GenerationDisabledError` with nothing stored. Send it next (or `abandon` it)."""
+        if checked.needs_image:
+            raise ValueError("read_image() comes before reserve(): the picture is checked first")
+        request = checked.request
+        reservation = await self._store.reserve(
             NewTask(
                 guild_id=request.guild_id,
                 channel_id=request.channel_id,
@@ -213,127 +239,75 @@ class SoraService:
                 provider=self.provider.name,
                 mode=request.mode,
                 prompt=clean_prompt(request.prompt),
-                options=planned.options,
+                options=checked.options,
                 image_url=request.attachment.url if request.attachment else None,
-                interaction_id=request.interaction_id,
-                interaction_token=request.interaction_token,
                 upload_limit=request.upload_limit,
             ),
             self._settings.default_limits,
         )
+        return Reserved(checked, reservation.task, reservation.quota)
+
+    async def send(self, reserved: Reserved) -> SubmitResult:
+        """Hand the task to the provider and record its id (one store call). If the
+        provider refuses or anything fails, the task is closed as failed and refunded
+        (one store call, the tracker's own path) and the error raised again."""
+        checked, task = reserved.checked, reserved.task
         try:
-            if on_reserved is not None:
-                await on_reserved()
-            callback = (
-                f"{self._callback_base}/{task.callback_token}" if self._callback_base else None
-            )
-            if remix_of is not None:
-                remixing = cast(RemixingProvider, self.provider)
-                submission = await remixing.remix(remix_of, task.prompt)
+            if checked.remix_of is not None:
+                submission = await self.provider.remix(checked.remix_of, task.prompt)
             else:
+                callback = (
+                    f"{self._callback_base}/{task.callback_token}" if self._callback_base else None
+                )
                 submission = await self.provider.submit(
                     GenerationRequest(
-                        request.mode,
+                        task.mode,
                         task.prompt,
-                        planned.options,
-                        image=image,
+                        checked.options,
+                        image=checked.image,
                         callback_url=callback,
                     )
                 )
-        except BotError as exc:
-            await self._abandon(task, failure_code_for(exc), str(exc))
+        except BaseException as exc:
+            await self.abandon(reserved, exc)
             if isinstance(exc, ProviderAuthError | InsufficientCreditsError):
                 log.error("provider problem for the owner: %s", exc)
             raise
-        except BaseException as exc:
-            await self._abandon(task, FailureCode.PROVIDER_ERROR, f"internal error: {exc!r}")
-            raise
         now = self._clock()
-        next_check = now + timedelta(seconds=self._schedule.first_delay)
-        expected_ready = now + timedelta(seconds=caps.expected_seconds)
         first = submission.status
-        state = TaskState.RUNNING if first.state.value == "running" else TaskState.SUBMITTED
-        task = await self._store.update_task(
+        task = await self._store.mark_submitted(
             task.id,
-            TaskUpdate(
-                state,
-                provider_task_id=submission.provider_task_id,
-                progress=first.progress,
-                next_check_at=next_check,
-            ),
+            submission.provider_task_id,
+            TaskState.RUNNING if first.state.value == "running" else TaskState.SUBMITTED,
+            first.progress,
+            now + timedelta(seconds=self._schedule.first_delay),
         )
-        quota = await self.quota_status(request.guild_id, request.user_id)
-        return SubmitResult(task, planned.notes, quota, expected_ready)
+        expected_ready = now + timedelta(seconds=self.provider.capabilities.expected_seconds)
+        return SubmitResult(task, checked.notes, reserved.quota, expected_ready)
 
-    def _precheck_attachment(self, attachment: AttachmentRef | None) -> None:
-        if attachment is None:
-            raise InvalidInputError("Please attach the picture to animate.")
-        limit = self.provider.capabilities.max_image_bytes
-        if attachment.size > limit:
-            raise InvalidInputError(
-                f"That image is {attachment.size / 1_048_576:.1f} MB; the limit is "
-                f"{limit / 1_048_576:.0f} MB. Please attach a smaller picture."
+    async def abandon(self, reserved: Reserved, error: BaseException) -> None:
+        """Give a reservation up because of `error` (the provider refused, or the caller
+        could not go on after `reserve`): the task fails, its quota is refunded, and
+        nothing is posted for it, since the member's own answer shows the error."""
+        if isinstance(error, BotError):
+            await self._abandon(reserved.task, failure_code_for(error), str(error))
+        else:
+            await self._abandon(
+                reserved.task, FailureCode.PROVIDER_ERROR, f"internal error: {error!r}"
             )
-        declared = (attachment.content_type or "").split(";")[0].strip()
-        if declared and not declared.startswith("image/"):
-            raise InvalidInputError(
-                f"`{attachment.filename}` isn't a picture. Please attach a PNG, JPEG or WebP image."
-            )
-
-    async def _load_image(self, attachment: AttachmentRef | None) -> ImageInput:
-        """Read the attachment now: Discord's signed CDN link expires in about a day, and a
-        URL provider fetches it within minutes, so the fresh link is what it gets.
-
-        The download has a total deadline and a size cap enforced while streaming, and
-        the bytes are checked (Pillow) in a worker thread, never on the event loop."""
-        assert attachment is not None
-        limit = self.provider.capabilities.max_image_bytes
-        too_big = InvalidInputError(
-            f"That image is larger than {limit / 1_048_576:.0f} MB, the limit. "
-            "Please attach a smaller picture."
-        )
-        data = bytearray()
-        try:
-            async with asyncio.timeout(self.image_download_seconds):
-                async with self._http.stream(
-                    "GET", attachment.url, headers={"Accept-Encoding": "identity"}
-                ) as response:
-                    response.raise_for_status()
-                    declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > limit:
-                        raise too_big
-                    async for chunk in response.aiter_bytes():
-                        data.extend(chunk)
-                        if len(data) > limit:
-                            raise too_big
-        except TimeoutError:
-            log.info("image download timed out after %ss", self.image_download_seconds)
-            raise InvalidInputError(
-                "I couldn't download that image from Discord in time. Please try again, "
-                "or attach it again."
-            ) from None
-        except httpx.HTTPError:
-            raise InvalidInputError(
-                "I couldn't download that image from Discord. Please attach it again."
-            ) from None
-        info = await sniff_image_in_thread(bytes(data), max_bytes=limit)
-        return ImageInput(
-            data=bytes(data),
-            content_type=info.content_type,
-            width=info.width,
-            height=info.height,
-            url=attachment.url,
-        )
 
     async def _abandon(self, task: Task, code: FailureCode, reason: str) -> None:
-        """The provider never took the job: refund once, close the task, nothing to deliver."""
+        """The provider never took the job: close the task as failed and refund it, with
+        nothing to deliver; one store call, the path the tracker finishes tasks through.
+        If even that fails, the task stays queued and the tracker closes it (refunded)
+        when it next starts."""
         try:
-            await self._store.refund(task.id, reason[:500])
-            await self._store.update_task(
+            await self._store.finish(
                 task.id,
                 TaskUpdate(TaskState.FAILED, failure_code=code.value, failure_reason=reason[:500]),
+                settle=Settle.REFUND,
+                delivered=True,
             )
-            await self._store.set_notify_state(task.id, NotifyState.POSTED)
         except Exception:
             log.exception("could not record the failed submission of task %s", task.id)
 
@@ -416,3 +390,40 @@ class SoraService:
 
     async def reset_user(self, guild_id: int, user_id: int, actor_id: int) -> tuple[int, int]:
         return await self._store.reset_user_usage(guild_id, user_id, actor_id)
+
+    # Who may act on a posted video, or look at whose history (the Discord layer passes
+    # plain ids and permission booleans; the rules are here)
+
+    async def task_to_repeat(self, guild_id: int, user_id: int, task_id: str) -> Task:
+        """The task Again repeats: its result was posted publicly, so anyone in the
+        server who can see it may run it again (charged to them)."""
+        return await self.find_task(guild_id, user_id, task_id, moderator=True)
+
+    async def task_for_delete(
+        self, guild_id: int, user_id: int, task_id: str, *, moderator: bool
+    ) -> Task:
+        """The task whose posted video `user_id` may delete: their own, or anyone's for a
+        `moderator` (one who may manage messages or the server)."""
+        task = await self.find_task(guild_id, user_id, task_id, moderator=True)
+        if task.user_id != user_id and not moderator:
+            raise BotError(
+                "Only the member who asked for this video, or a moderator, can delete it."
+            )
+        return task
+
+    async def history(
+        self,
+        guild_id: int,
+        viewer_id: int,
+        owner_id: int,
+        *,
+        moderator: bool,
+        page: int = 1,
+        page_size: int = 10,
+    ) -> Page:
+        """One page of `owner_id`'s tasks, for `viewer_id`: their own, or anyone's for a
+        `moderator` (Manage Server)."""
+
+        if owner_id != viewer_id and not moderator:
+            raise MissingPermissionError()
+        return await self.user_tasks(guild_id, owner_id, page=page, page_size=page_size)

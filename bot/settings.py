@@ -3,41 +3,41 @@
 Nothing here runs at import time: `main` calls `load_settings()` once and hands the
 result down, so tests build the same object with other values and a bad setting is
 reported once, cleanly, before anything connects.
+
+The bot's own settings are fields here. Each provider's (its key, address and extras)
+are declared by its adapter (`bot.providers.config`) and read by `Settings` from the
+same places, for every provider the registry lists: `settings.provider_settings()`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+from pydantic_settings import BaseSettings, NoDecode
 
 from bot.domain import EffectiveLimits, QuotaUnit
 from bot.errors import ConfigurationError
+from bot.providers.config import SOURCES, ProviderSettings, load_provider_settings
+from bot.providers.registry import DEFAULT_PROVIDER, PROVIDERS
 
-ProviderName = Literal["openai", "apixo", "sora2api", "soravideo", "ulazai", "demo"]
-PROVIDERS_WITH_KEYS: tuple[ProviderName, ...] = (
-    "openai",
-    "apixo",
-    "sora2api",
-    "soravideo",
-    "ulazai",
-)
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
+class ProviderChoice(BaseSettings):
+    """SORA_PROVIDER alone, from the same places: the chosen provider's key is checked
+    even when other settings are wrong, so one message names every problem."""
+
+    model_config = SOURCES
+
+    sora_provider: str = DEFAULT_PROVIDER
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-    )
+    model_config = SOURCES
 
     # Discord
     discord_token: SecretStr
@@ -45,20 +45,8 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = None
     discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
-    # Providers (SORA_PROVIDER comes after the keys so its check can see them)
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str = "https://api.openai.com/v1"
-    apixo_api_key: SecretStr | None = None
-    apixo_base_url: str = "https://api.apixo.ai/api/v1"
-    sora2api_api_key: SecretStr | None = None
-    sora2api_base_url: str = "https://api.sora2api.ai/api/v1/sora2"
-    soravideo_api_key: SecretStr | None = None
-    soravideo_base_url: str = "https://soravideo.art/api/v1"
-    ulazai_api_key: SecretStr | None = None
-    ulazai_base_url: str = "https://ulazai.com/api/v1"
-    openai_webhook_secret: SecretStr | None = None
-    demo_generation_seconds: float = Field(default=20.0, gt=0, le=3600)
-    sora_provider: ProviderName = "demo"
+    # The provider in use (each provider's own settings: `provider_settings`)
+    sora_provider: str = DEFAULT_PROVIDER
 
     # Storage
     database_url: str = "sqlite:///data/sora-bot.sqlite3"
@@ -80,6 +68,37 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "INFO"
 
+    # Every registered provider's settings, by name, read by `__init__`.
+    _providers: dict[str, ProviderSettings] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        """`values` as for any pydantic-settings class (they win over the environment),
+        and also a provider's settings under their environment names
+        (`apixo_api_key=...`, `demo_generation_seconds=...`): those go to the provider's
+        own settings. Every provider's settings are read and checked here, and their
+        problems are raised with the bot's own in one `ValidationError`, located by
+        environment variable."""
+        options = {k: v for k, v in values.items() if k.startswith("_")}
+        own = {k: v for k, v in values.items() if k in type(self).model_fields}
+        given = {k: v for k, v in values.items() if k not in options and k not in own}
+        providers, problems = load_provider_settings(PROVIDERS, options, given)
+        chosen = (
+            str(own["sora_provider"])
+            if "sora_provider" in own
+            else ProviderChoice(**options).sora_provider
+        )
+        missing = providers[chosen].missing() if chosen in providers else []
+        if missing:
+            needs = f"'{chosen}' needs {' and '.join(missing)} to be set"
+            problems.insert(0, _problem("sora_provider", needs))
+        try:
+            super().__init__(**options, **own)
+        except ValidationError as exc:
+            raise _merged(exc.errors(include_url=False, include_input=False), problems) from None
+        if problems:
+            raise _merged([], problems)
+        self._providers = providers
+
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _split_guild_ids(cls, value: object) -> object:
@@ -90,12 +109,6 @@ class Settings(BaseSettings):
     @field_validator(
         "default_user_daily_quota",
         "discord_gateway_url",
-        "openai_api_key",
-        "apixo_api_key",
-        "sora2api_api_key",
-        "soravideo_api_key",
-        "ulazai_api_key",
-        "openai_webhook_secret",
         "webhook_listen",
         "webhook_public_url",
         "metrics_token",
@@ -114,14 +127,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator(
-        "discord_api_base",
-        "openai_base_url",
-        "apixo_base_url",
-        "sora2api_base_url",
-        "soravideo_base_url",
-        "ulazai_base_url",
-    )
+    @field_validator("discord_api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -159,24 +165,6 @@ class Settings(BaseSettings):
         host, _, port = self.webhook_listen.rpartition(":")
         return host.strip("[]"), int(port)
 
-    @field_validator("openai_webhook_secret")
-    @classmethod
-    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
-        """Checked here, not when the adapter is built, so a pasted-wrong secret is one
-        readable line at start (exit 2) rather than a traceback."""
-        if value is None:
-            return None
-        raw = value.get_secret_value().strip()
-        if not raw.startswith("whsec_"):
-            raise ValueError("must start with whsec_ (copy it from the OpenAI dashboard)")
-        try:
-            key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("is not a valid whsec_ secret (base64 after the prefix)") from None
-        if not key:
-            raise ValueError("is not a valid whsec_ secret (nothing after the prefix)")
-        return SecretStr(raw)
-
     @field_validator("discord_token")
     @classmethod
     def _token_not_blank(cls, value: SecretStr) -> SecretStr:
@@ -195,47 +183,38 @@ class Settings(BaseSettings):
 
     @field_validator("sora_provider")
     @classmethod
-    def _active_provider_has_key(cls, value: ProviderName, info: ValidationInfo) -> ProviderName:
-        if value in PROVIDERS_WITH_KEYS:
-            key = info.data.get(f"{value}_api_key")
-            if key is None or not key.get_secret_value().strip():
-                raise ValueError(f"'{value}' needs {value.upper()}_API_KEY to be set")
+    def _registered_provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError("must be one of " + ", ".join(sorted(PROVIDERS)))
         return value
 
-    def api_key(self, provider: ProviderName) -> SecretStr | None:
-        if provider == "demo":
-            return None
-        key: SecretStr | None = getattr(self, f"{provider}_api_key")
-        if key is None or not key.get_secret_value().strip():
-            return None
-        return key
+    def provider_settings(self, name: str | None = None) -> ProviderSettings:
+        """The settings of provider `name` (default: the one in use, SORA_PROVIDER):
+        its `key`, its `address` (trusted for media) and whatever else it declares."""
+        return self._providers[name or self.sora_provider]
 
-    def base_url(self, provider: ProviderName) -> str | None:
-        if provider == "demo":
-            return None
-        url: str = getattr(self, f"{provider}_base_url")
-        return url
+    def api_key(self, provider: str) -> SecretStr | None:
+        return self.provider_settings(provider).key
+
+    def base_url(self, provider: str) -> str | None:
+        return self.provider_settings(provider).address
 
     def urls(self) -> list[str]:
         """Every configured address, for `check` to show and the log filter to scrub."""
         values = [self.discord_api_base, self.discord_gateway_url, self.webhook_public_url]
-        values += [self.base_url(name) for name in PROVIDERS_WITH_KEYS]
+        for block in self._providers.values():
+            values += block.urls()
         values.append(self.database_url)
         return [v for v in values if v]
 
     def secret_values(self) -> list[str]:
-        """Every secret the configuration holds, for the log filter: tokens, keys, the
-        webhook secret (whole and its key part), and passwords inside configured URLs."""
+        """Every secret the configuration holds, for the log filter: tokens, every
+        provider's keys and secrets, and passwords inside configured URLs."""
         values = [self.discord_token.get_secret_value()]
-        for name in PROVIDERS_WITH_KEYS:
-            key = self.api_key(name)
-            if key is not None:
-                values.append(key.get_secret_value())
-        for secret in (self.openai_webhook_secret, self.metrics_token):
-            if secret is not None:
-                values.append(secret.get_secret_value())
-        if self.openai_webhook_secret is not None:
-            values.append(self.openai_webhook_secret.get_secret_value().removeprefix("whsec_"))
+        for block in self._providers.values():
+            values += block.secret_values()
+        if self.metrics_token is not None:
+            values.append(self.metrics_token.get_secret_value())
         for url in self.urls():
             try:
                 parts = urlsplit(url)
@@ -270,7 +249,7 @@ def load_settings(*, discord_required: bool = True, **overrides: object) -> Sett
     it runs without a Discord token (an operator tries a key before inviting the bot).
     """
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         errors = [
             error
@@ -279,7 +258,25 @@ def load_settings(*, discord_required: bool = True, **overrides: object) -> Sett
         ]
         if errors:
             raise ConfigurationError(describe_errors(errors)) from None
-    return Settings(discord_token="unused-without-discord", **overrides)  # type: ignore[arg-type]
+    return Settings(discord_token="unused-without-discord", **overrides)
+
+
+def _problem(env_name: str, message: str) -> ErrorDetails:
+    return ErrorDetails(type="value_error", loc=(env_name,), msg=message, input=None)
+
+
+def _merged(errors: list[ErrorDetails], more: list[ErrorDetails]) -> ValidationError:
+    """One `ValidationError` from the bot's own problems and its providers' (whose
+    location is their environment variable), for `load_settings` to report together."""
+    details = [
+        InitErrorDetails(
+            type=PydanticCustomError(error["type"], error["msg"]),
+            loc=error["loc"],
+            input=None,
+        )
+        for error in [*errors, *more]
+    ]
+    return ValidationError.from_exception_data(Settings.__name__, details)
 
 
 def describe_errors(errors: list[ErrorDetails]) -> str:

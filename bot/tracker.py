@@ -6,9 +6,11 @@ due, checks them with bounded concurrency and a timeout each, and writes the nex
 time. Every cycle catches, logs and goes on; a supervisor restarts the loop if it ever
 dies, so one bad task or a database hiccup never stops the others.
 
-Finishing a task is ordered for crash safety: record the final state, settle the quota
-(charge or refund: idempotent in the ledger), then deliver. On start, final tasks that
-were not delivered are settled and delivered again; settling twice changes nothing.
+Finishing a task is one store call (`Store.finish`): the final state and its charge or
+refund are written in one transaction, the same path the service closes a refused
+submission through; then the outcome is delivered. A final task is therefore always
+settled, and on start the final tasks that were not delivered are simply delivered
+again.
 
 The concurrency bound covers the provider's status call only. Delivering downloads the
 video and posts it, which a slow link can stretch to minutes, so it runs outside the
@@ -28,9 +30,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.domain import NotifyState, Task, TaskState, TaskUpdate, utc_now
+from bot.domain import NotifyState, Task, TaskState, TaskUpdate, settlement_for, utc_now
 from bot.errors import (
-    IllegalTransitionError,
     ProviderError,
     ProviderUnavailableError,
     RateLimitedError,
@@ -140,7 +141,7 @@ class Tracker:
 
         (The provider's task cap needs nothing here: it counts unfinished tasks in the
         store, see `bot.providers.limits`.)"""
-        # Finished before the stop but not posted: settle (idempotent) and post, in the
+        # Finished (and settled with it) before the stop but not posted: post, in the
         # background: a slow download must not hold up the start. The tasks closed below
         # were not final yet, so they are not in this list and are not posted twice.
         for task in await self._store.undelivered_tasks():
@@ -381,9 +382,10 @@ class Tracker:
                 self._locks.pop(task_id, None)
 
     async def _finish(self, task: Task, update: TaskUpdate) -> Task:
-        try:
-            finished = await self._store.update_task(task.id, update)
-        except IllegalTransitionError:
+        """Close the task (final state plus charge or refund, one transaction), then
+        deliver. A task some other report already closed is returned as it is."""
+        finished = await self._store.finish(task.id, update, settle=settlement_for(update.state))
+        if finished is None:
             current = await self._store.get_task(task.id)
             assert current is not None
             return current
@@ -391,18 +393,14 @@ class Tracker:
         started = task.created_at
         if finished.completed_at is not None:
             self._metrics.task_seconds.observe((finished.completed_at - started).total_seconds())
-        await self._settle_and_deliver(finished)
+        await self._deliver_if_due(finished)
         return finished
 
-    async def _settle_and_deliver(self, task: Task) -> None:
-        match task.state:
-            case TaskState.SUCCEEDED:
-                await self._store.charge(task.id)
-            case TaskState.FAILED | TaskState.EXPIRED:
-                await self._store.refund(task.id, task.failure_reason or "failed")
-            case TaskState.QUEUED | TaskState.SUBMITTED | TaskState.RUNNING:
-                return
-        if task.notify_state in (NotifyState.PENDING, NotifyState.POSTING):
+    async def _deliver_if_due(self, task: Task) -> None:
+        if task.state.is_terminal and task.notify_state in (
+            NotifyState.PENDING,
+            NotifyState.POSTING,
+        ):
             await self._deliver(task)
 
     async def _deliver(self, task: Task) -> None:
@@ -421,7 +419,7 @@ class Tracker:
             self._delivering.discard(task.id)
 
     def _deliver_later(self, task: Task) -> None:
-        """Settle and post in the background (tracked: `drain` waits, `stop` cancels)."""
+        """Post in the background (tracked: `drain` waits, `stop` cancels)."""
         if task.id in self._delivering:
             return
         job = asyncio.create_task(self._redeliver(task), name=f"deliver-{task.id}")
@@ -430,10 +428,10 @@ class Tracker:
 
     async def _redeliver(self, task: Task) -> None:
         try:
-            await self._settle_and_deliver(task)
+            await self._deliver_if_due(task)
         except asyncio.CancelledError:
             raise
-        except Exception:  # the store failed: the next pass tries again
+        except Exception:  # whatever failed, the next pass tries again
             log.exception("redelivering task %s failed; will try again", task.id)
 
     async def _safely(self, work: object) -> None:

@@ -1,14 +1,15 @@
-"""The bot's small HTTP listener: provider callbacks, OpenAI webhooks, /healthz, /metrics.
+"""The bot's small HTTP listener: provider callbacks, signed webhooks, /healthz, /metrics.
 
 Callbacks are the fast path (polling is the safety net). The listener faces the
 internet, so each door exists only for the provider that uses it and checks who knocks:
 
 * `/callbacks/{token}` exists only when the provider reports by per-task URL
   (`Capabilities.reports == "callback"`: APIXO, Sora2API). The unguessable token names
-  the task and the body must name that same task.
-* `/webhooks/openai` exists only when the provider sends project-level signed webhooks
-  (`reports == "webhook"`) *and* a webhook secret is configured; it only ever feeds that
-  adapter's signature check. Unsigned reports therefore never reach a callback parser.
+  the task and the body must name that same task (`VideoProvider.same_task`).
+* `/webhooks/{provider name}` (`/webhooks/openai`) exists only when the provider sends
+  project-level signed webhooks (`reports == "webhook"`) *and* can verify them (its
+  secret is configured: `accepts_signed_webhooks`); it only ever feeds that adapter's
+  signature check. Unsigned reports therefore never reach a callback parser.
 * Every refused report gets the same answer as an unknown path (a plain 404), so nobody
   can probe which tokens or task ids exist; a signed event for a video that is not ours
   answers exactly like one that is. Duplicates and late or out-of-order reports are
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.errors import CallbackRejectedError, ProviderError
+from bot.errors import CallbackRejectedError, DuplicateCallbackError, ProviderError
 from bot.listener_guard import (
     LIMITS,
     CachedCounts,
@@ -43,20 +44,12 @@ from bot.listener_guard import (
 from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.providers.base import ProviderState, ProviderStatus, VideoProvider
-from bot.providers.openai import DuplicateCallbackError
 from bot.store import Store
 from bot.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-
-
-def _same_task(stored: str | None, reported: str | None) -> bool:
-    """APIXO ids are stored as `model:taskId`; callbacks name the bare `taskId`."""
-    if not stored or not reported:
-        return False
-    return stored == reported or stored.rsplit(":", 1)[-1] == reported
 
 
 class WebhookServer:
@@ -71,14 +64,14 @@ class WebhookServer:
         metrics: Metrics,
         is_ready: Callable[[], bool] = lambda: True,
         media: MediaHost | None = None,
-        signed_webhooks: bool = False,
+        signed_webhooks: bool | None = None,
         metrics_token: str | None = None,
         limits: ListenerLimits | None = None,
     ) -> None:
-        """`signed_webhooks`: a webhook secret is configured, so `/webhooks/openai` can
-        verify what it receives (it exists only then, and only for a webhook provider).
-        `metrics_token`: `/metrics` wants it as a bearer token. `limits`: deadlines and
-        caps, `LIMITS` when not given."""
+        """`signed_webhooks`: whether the webhook door may open (only for a webhook
+        provider); by default, when the provider can verify what it would receive
+        (`accepts_signed_webhooks`). `metrics_token`: `/metrics` wants it as a bearer
+        token. `limits`: deadlines and caps, `LIMITS` when not given."""
         self._media = media
         self._host, self._port = host, port
         self._store = store
@@ -86,7 +79,9 @@ class WebhookServer:
         self._tracker = tracker
         self._metrics = metrics
         self._is_ready = is_ready
-        self._signed_webhooks = signed_webhooks
+        self._signed_webhooks = (
+            provider.accepts_signed_webhooks if signed_webhooks is None else signed_webhooks
+        )
         self._metrics_token = metrics_token
         self._limits = limits or LIMITS
         self.rejections = RejectionLog(self._limits.rejections_per_minute)
@@ -108,7 +103,7 @@ class WebhookServer:
         if reports == "callback":
             app.router.add_post("/callbacks/{token}", self.callback)
         if reports == "webhook" and self._signed_webhooks:
-            app.router.add_post("/webhooks/openai", self.openai_webhook)
+            app.router.add_post(f"/webhooks/{self._provider.name}", self.signed_webhook)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/media/{name}", self.media)
@@ -200,13 +195,14 @@ class WebhookServer:
             status = self._provider.parse_callback(request.headers, body)
         except CallbackRejectedError:
             raise self._refuse(request, "an unreadable callback") from None
-        if not _same_task(task.provider_task_id, status.provider_task_id):
+        stored, reported = task.provider_task_id, status.provider_task_id
+        if not stored or not reported or not self._provider.same_task(stored, reported):
             raise self._refuse(request, "a callback naming another task")
         await self._tracker.apply(task.id, status)
         self._metrics.callbacks.labels(result="applied").inc()
         return web.json_response({"ok": True})
 
-    async def openai_webhook(self, request: web.Request) -> web.Response:
+    async def signed_webhook(self, request: web.Request) -> web.Response:
         """A signed project-level event. Only the adapter's signature check decides: a
         refusal is the same 404 whatever the body names, and an accepted event answers
         the same whether or not the video is ours (another app on the same project)."""

@@ -12,19 +12,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import SoraBot
-from bot.command_tree import send_reply
+from bot.discord.app import SoraBot
+from bot.discord.command_tree import send_reply
+from bot.discord.interactions import guild_id_of
+from bot.discord.rendering import channel_list
 from bot.domain import Aspect, Quality
-from bot.errors import GuildOnlyError
 from bot.wording import describe_options
 
 Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.ForumChannel
-
-
-def _guild_id(interaction: discord.Interaction[SoraBot]) -> int:
-    if interaction.guild_id is None:
-        raise GuildOnlyError()
-    return interaction.guild_id
 
 
 class SettingsCommands(app_commands.Group):
@@ -35,12 +30,11 @@ class SettingsCommands(app_commands.Group):
     @app_commands.command(name="channels", description="Where videos may be made (Manage Server)")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def channels(self, interaction: discord.Interaction[SoraBot]) -> None:
-        allowed = await self.bot.service.allowed_channels(_guild_id(interaction))
+        allowed = await self.bot.service.allowed_channels(guild_id_of(interaction))
         if not allowed:
             text = "Videos may be made in **every channel** I can post in."
         else:
-            listed = ", ".join(f"<#{c}>" for c in sorted(allowed))
-            text = f"Videos may be made only in: {listed}."
+            text = f"Videos may be made only in: {channel_list(allowed)}."
         await send_reply(interaction, text)
 
     @app_commands.command(
@@ -51,10 +45,10 @@ class SettingsCommands(app_commands.Group):
     async def channel_add(
         self, interaction: discord.Interaction[SoraBot], channel: Channel
     ) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         added = await self.bot.service.allow_channel(guild_id, channel.id, interaction.user.id)
         allowed = await self.bot.service.allowed_channels(guild_id)
-        listed = ", ".join(f"<#{c}>" for c in sorted(allowed))
+        listed = channel_list(allowed)
         prefix = f"Added {channel.mention}." if added else f"{channel.mention} was already allowed."
         await send_reply(interaction, f"{prefix} Videos may now be made only in: {listed}.")
 
@@ -66,14 +60,15 @@ class SettingsCommands(app_commands.Group):
     async def channel_remove(
         self, interaction: discord.Interaction[SoraBot], channel: Channel
     ) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         removed = await self.bot.service.disallow_channel(guild_id, channel.id)
         allowed = await self.bot.service.allowed_channels(guild_id)
         if not removed:
             text = f"{channel.mention} wasn't on the allowed list."
         elif allowed:
-            listed = ", ".join(f"<#{c}>" for c in sorted(allowed))
-            text = f"Removed {channel.mention}. Videos may be made only in: {listed}."
+            text = (
+                f"Removed {channel.mention}. Videos may be made only in: {channel_list(allowed)}."
+            )
         else:
             text = f"Removed {channel.mention}. The list is empty: every channel is allowed again."
         await send_reply(interaction, text)
@@ -95,7 +90,7 @@ class SettingsCommands(app_commands.Group):
         quality: Literal["standard", "high"] | None = None,
     ) -> None:
         options = await self.bot.service.set_default_options(
-            _guild_id(interaction),
+            guild_id_of(interaction),
             aspect=None if aspect is None else Aspect(aspect),
             duration=duration,
             quality=None if quality is None else Quality(quality),

@@ -2,95 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import SoraBot
-from bot.command_tree import send_reply
-from bot.domain import EffectiveLimits, QuotaStatus, QuotaUnit
-from bot.errors import GuildOnlyError
+from bot.discord.app import SoraBot
+from bot.discord.command_tree import send_reply
+from bot.discord.interactions import guild_id_of
+from bot.discord.rendering import quota_change_embed, quota_embed, usage_cleared_line
+from bot.domain import QuotaUnit
 
-QUOTA_COLOUR = discord.Colour.blurple()
 LIMIT_RANGE = app_commands.Range[int, 0, 1_000_000]
-
-
-def _ts(moment: datetime) -> str:
-    """A Discord timestamp, shown in each reader's own time zone."""
-    return f"<t:{int(moment.timestamp())}:R>"
-
-
-def _used(used: int, limit: int | None) -> str:
-    if limit is None:
-        return f"{used} used (no personal limit)"
-    return f"{used} of {limit} used · **{max(0, limit - used)} left**"
-
-
-def render_status(status: QuotaStatus, member: discord.abc.User) -> discord.Embed:
-    limits = status.limits
-    unit = limits.unit.value
-    embed = discord.Embed(title="Video quota", colour=QUOTA_COLOUR)
-    if not limits.generation_enabled:
-        embed.description = "Video generation is **off** in this server."
-    else:
-        embed.description = f"Limits count **{unit}**. Periods reset at midnight UTC."
-    embed.add_field(
-        name="Server today",
-        value=f"{_used(status.guild_used_today, limits.daily)}\nresets {_ts(status.day_resets_at)}",
-        inline=True,
-    )
-    embed.add_field(
-        name="Server this month",
-        value=(
-            f"{_used(status.guild_used_month, limits.monthly)}\n"
-            f"resets {_ts(status.month_resets_at)}"
-        ),
-        inline=True,
-    )
-    embed.add_field(
-        name=f"{member.display_name} today",
-        value=(
-            f"{_used(status.user_used_today, limits.user_daily)}\n"
-            f"resets {_ts(status.day_resets_at)}"
-        ),
-        inline=False,
-    )
-    return embed
-
-
-def _limit_line(name: str, before: int | None, after: int | None) -> str:
-    def show(value: int | None) -> str:
-        if value is None:
-            return "none"
-        return "off (0)" if value == 0 else str(value)
-
-    marker = " ✏️" if before != after else ""
-    if before == after:
-        return f"**{name}**: {show(after)}"
-    return f"**{name}**: {show(before)} → **{show(after)}**{marker}"
-
-
-def render_change(before: EffectiveLimits, after: EffectiveLimits) -> discord.Embed:
-    lines = [
-        _limit_line("Daily (server)", before.daily, after.daily),
-        _limit_line("Monthly (server)", before.monthly, after.monthly),
-        _limit_line("Daily (per member)", before.user_daily, after.user_daily),
-        f"**Unit**: {before.unit.value}"
-        + ("" if before.unit == after.unit else f" → **{after.unit.value}**"),
-    ]
-    embed = discord.Embed(title="Quota updated", colour=QUOTA_COLOUR, description="\n".join(lines))
-    if not after.generation_enabled:
-        embed.set_footer(text="A limit of 0 turns video generation off in this server.")
-    return embed
-
-
-def _guild_id(interaction: discord.Interaction[SoraBot]) -> int:
-    if interaction.guild_id is None:
-        raise GuildOnlyError()
-    return interaction.guild_id
 
 
 class QuotaCommands(app_commands.Group):
@@ -104,8 +28,8 @@ class QuotaCommands(app_commands.Group):
 
     @app_commands.command(name="show", description="This server's and your own video quota")
     async def show(self, interaction: discord.Interaction[SoraBot]) -> None:
-        status = await self.bot.service.quota_status(_guild_id(interaction), interaction.user.id)
-        await send_reply(interaction, embed=render_status(status, interaction.user))
+        status = await self.bot.service.quota_status(guild_id_of(interaction), interaction.user.id)
+        await send_reply(interaction, embed=quota_embed(status, interaction.user))
 
     @app_commands.command(name="set", description="Set this server's limits (Manage Server)")
     @app_commands.describe(
@@ -124,16 +48,15 @@ class QuotaCommands(app_commands.Group):
         unit: Literal["videos", "seconds"] | None = None,
     ) -> None:
         change = await self.bot.service.set_quota(
-            _guild_id(interaction),
+            guild_id_of(interaction),
             interaction.user.id,
             daily=daily,
             monthly=monthly,
             user_daily=user_daily,
             unit=None if unit is None else QuotaUnit(unit),
         )
-        await send_reply(
-            interaction, embed=render_change(change.before.limits, change.after.limits)
-        )
+        embed = quota_change_embed(change.before.limits, change.after.limits)
+        await send_reply(interaction, embed=embed)
 
     @app_commands.command(
         name="reset-user", description="Clear one member's usage for today (Manage Server)"
@@ -143,27 +66,10 @@ class QuotaCommands(app_commands.Group):
     async def reset_user(
         self, interaction: discord.Interaction[SoraBot], user: discord.Member | discord.User
     ) -> None:
-        guild_id = _guild_id(interaction)
+        guild_id = guild_id_of(interaction)
         videos, seconds = await self.bot.service.reset_user(guild_id, user.id, interaction.user.id)
-        if videos == 0 and seconds == 0:
-            message = f"{user.mention} has no finished videos today: nothing to clear."
-        else:
-            message = (
-                f"Cleared {user.mention}'s usage for today ({videos} video(s), "
-                f"{seconds} s). The server's own totals are unchanged. Recorded in the ledger."
-            )
         after = await self.bot.service.quota_status(guild_id, user.id)
-        if after.user_used_today:
-            amount = (
-                f"{after.user_used_today} video(s)"
-                if after.limits.unit is QuotaUnit.VIDEOS
-                else f"{after.user_used_today} s of video"
-            )
-            message += (
-                f" {amount} still being made keep counting until they finish "
-                "(a failed one is refunded then)."
-            )
-        await send_reply(interaction, message)
+        await send_reply(interaction, usage_cleared_line(user.mention, videos, seconds, after))
 
 
 class QuotaCog(commands.Cog):

@@ -13,7 +13,7 @@ import discord
 import pytest
 
 from bot.__main__ import make_http_client
-from bot.app import SoraBot
+from bot.discord.app import SoraBot
 from bot.providers.registry import build_provider
 from bot.settings import Settings
 from bot.store import create_store

@@ -18,9 +18,9 @@ from typing import Any, cast
 import httpx
 import pytest
 
+from bot.discord.retries import RetryPolicy
 from bot.domain import NotifyState, Task
 from bot.media import MediaHost
-from bot.notifier import RetryPolicy
 from tests.conftest import (
     MANAGE_GUILD,
     BotWorld,

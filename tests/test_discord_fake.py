@@ -1,4 +1,4 @@
-"""Self-tests: the real discord.py client against tests/fakes/discord_fake.py."""
+"""Self-tests: the real discord.py client against tests/fakes/discord_fake/."""
 
 from __future__ import annotations
 

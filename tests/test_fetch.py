@@ -17,6 +17,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from bot.discord.notifier import Notifier
 from bot.errors import ProviderError, ProviderUnavailableError
 from bot.fetch import (
     Fetcher,
@@ -29,7 +30,6 @@ from bot.fetch import (
     looks_like_video,
 )
 from bot.media import MediaHost, serving_files
-from bot.notifier import Notifier
 from bot.providers.base import Media, ProviderState
 from bot.providers.http import ProviderHTTP
 from bot.providers.openai import OpenAIProvider

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.wording import PICTURE_ACCEPTED
+from bot.discord.rendering import PICTURE_ACCEPTED
 from tests.conftest import BotWorld, running_world
 from tests.fakes import EPHEMERAL, FakeDiscord, FakeInteraction
 from tests.helpers import eventually, posts

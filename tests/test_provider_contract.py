@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
 from bot.errors import (
     CallbackRejectedError,
+    DuplicateCallbackError,
     InsufficientCreditsError,
     ProviderAuthError,
     ProviderRefusedError,
@@ -38,7 +39,7 @@ from bot.providers.base import (
     plan_options,
 )
 from bot.providers.http import NotSentError
-from bot.providers.openai import DuplicateCallbackError, OpenAIProvider
+from bot.providers.openai import OpenAIProvider
 from bot.providers.registry import build_provider
 from bot.providers.sora2api import Sora2ApiProvider
 from bot.providers.soravideo import SoraVideoProvider

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.domain import GenerationOptions, Mode, NewTask, Task, TaskState, TaskUpdate
+from bot.domain import GenerationOptions, Mode, NewTask, Settle, Task, TaskState, TaskUpdate
 from bot.errors import ProviderBusyError, UnknownProviderTaskError
 from bot.fetch import MediaPolicy
 from bot.providers.apixo import ApixoProvider
@@ -92,7 +92,7 @@ async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
 
 
 def capped(store: SqliteStore, inner: Numbered | ApixoProvider, limit: int = 1) -> TaskCap:
-    """The cap as the bot wires it (`bot.app`): counting this store's tasks."""
+    """The cap as the bot wires it (`bot.discord.app`): counting this store's tasks."""
     return TaskCap(
         inner,
         limit,
@@ -102,16 +102,12 @@ def capped(store: SqliteStore, inner: Numbered | ApixoProvider, limit: int = 1) 
 
 async def record(store: SqliteStore, provider: str, submission: Submission) -> Task:
     """What the service does around a submit: reserve, then record the provider's id."""
-    task = await store.reserve(
+    reservation = await store.reserve(
         NewTask(1, 2, 3, provider, Mode.TEXT, "a lighthouse", GenerationOptions()), LIMITS
     )
-    return await store.update_task(
-        task.id,
-        TaskUpdate(
-            TaskState.SUBMITTED,
-            provider_task_id=submission.provider_task_id,
-            next_check_at=task.created_at,
-        ),
+    task = reservation.task
+    return await store.mark_submitted(
+        task.id, submission.provider_task_id, TaskState.SUBMITTED, None, task.created_at
     )
 
 
@@ -208,7 +204,7 @@ async def test_unfinished_tasks_hold_their_slots_across_a_restart(store: SqliteS
     other = await store.reserve(
         NewTask(1, 2, 3, "another", Mode.TEXT, "x", GenerationOptions()), LIMITS
     )
-    await store.update_task(other.id, TaskUpdate(TaskState.SUBMITTED, provider_task_id="p1"))
+    await store.update_task(other.task.id, TaskUpdate(TaskState.SUBMITTED, provider_task_id="p1"))
     assert await store.count_active_provider_tasks("numbered") == 2  # only its own provider's
 
 
@@ -235,7 +231,11 @@ async def test_a_task_counts_once_before_and_after_its_id_is_recorded(
     # The second was never recorded (the caller failed): it is let go after the grace.
     now[0] += RECORD_GRACE_SECONDS + 1
     assert await cap.active() == 1
-    await store.update_task(task.id, TaskUpdate(TaskState.SUCCEEDED, result_url="https://x/v"))
+    await store.finish(
+        task.id,
+        TaskUpdate(TaskState.SUCCEEDED, result_url="https://x/v"),
+        settle=Settle.CHARGE,
+    )
     assert await cap.active() == 0
 
 

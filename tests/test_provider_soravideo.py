@@ -78,7 +78,7 @@ def test_capabilities() -> None:
     assert SoraVideoProvider.display_name == "soravideo.art"
     assert CAPABILITIES.aspects == (Aspect.LANDSCAPE, Aspect.PORTRAIT, Aspect.SQUARE)
     assert CAPABILITIES.durations == (5, 10, 15) and CAPABILITIES.duration_selectable
-    assert CAPABILITIES.image_input == "upload" and not CAPABILITIES.callbacks
+    assert CAPABILITIES.image_input == "upload" and CAPABILITIES.reports == "poll"
     assert CAPABILITIES.max_prompt_length == 5_000
     assert CAPABILITIES.result_lifetime is not None and CAPABILITIES.result_lifetime.days == 15
     assert CAPABILITIES.poll_interval_seconds == 10.0

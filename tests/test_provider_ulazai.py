@@ -86,7 +86,7 @@ def test_capabilities() -> None:
     assert UlazAIProvider.name == "ulazai" and UlazAIProvider.display_name == "UlazAI"
     assert CAPABILITIES.aspects == (Aspect.LANDSCAPE, Aspect.PORTRAIT, Aspect.SQUARE)
     assert CAPABILITIES.durations == (10,) and not CAPABILITIES.duration_selectable
-    assert CAPABILITIES.image_input == "url" and not CAPABILITIES.callbacks
+    assert CAPABILITIES.image_input == "url" and CAPABILITIES.reports == "poll"
     assert CAPABILITIES.max_prompt_length == 5_000
     assert CAPABILITIES.max_concurrent_tasks == 10
     assert CAPABILITIES.poll_interval_seconds == 30.0

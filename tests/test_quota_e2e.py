@@ -64,7 +64,7 @@ async def test_ready_line_names_bot_guilds_provider_and_database(
 ) -> None:
     fake_discord.add_guild("One")
     fake_discord.add_guild("Two")
-    caplog.set_level(logging.INFO, logger="bot.app")
+    caplog.set_level(logging.INFO, logger="bot.discord.app")
     bot, runner = await start_bot(make_settings(fake_discord, tmp_path), fake_discord)
     await stop_bot(bot, runner)
     ready = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ready as")]
@@ -144,15 +144,15 @@ async def test_set_without_values_explains_itself(world: BotWorld) -> None:
 
 
 async def test_moderator_resets_a_members_usage(world: BotWorld) -> None:
-    from bot.domain import GenerationOptions, Mode, NewTask
+    from bot.domain import GenerationOptions, Mode, NewTask, Settle, TaskState, TaskUpdate
 
     store, guild_id, alice = world.bot.store, world.guild.id, int(world.member["id"])
     for _ in range(2):
-        task = await store.reserve(
+        made = await store.reserve(
             NewTask(guild_id, 1, alice, "demo", Mode.TEXT, "x", GenerationOptions()),
             world.settings.default_limits,
         )
-        await store.charge(task.id)
+        await store.finish(made.task.id, TaskUpdate(TaskState.SUCCEEDED), settle=Settle.CHARGE)
     flying = await store.reserve(
         NewTask(guild_id, 1, alice, "demo", Mode.TEXT, "x", GenerationOptions()),
         world.settings.default_limits,
@@ -169,7 +169,11 @@ async def test_moderator_resets_a_members_usage(world: BotWorld) -> None:
     assert "1 video(s) still being made keep counting" in answer.text()
     status = await store.quota_status(guild_id, alice, world.settings.default_limits)
     assert status.user_used_today == 1 and status.guild_used_today == 3
-    await store.refund(flying.id, "the provider failed")
+    await store.finish(
+        flying.task.id,
+        TaskUpdate(TaskState.FAILED, failure_reason="the provider failed"),
+        settle=Settle.REFUND,
+    )
     status = await store.quota_status(guild_id, alice, world.settings.default_limits)
     assert status.user_used_today == 0 and status.guild_used_today == 2
 
@@ -200,7 +204,7 @@ async def test_unexpected_error_gets_a_reference_in_answer_and_log(
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(world.bot.service, "quota_status", broken)
-    caplog.set_level(logging.ERROR, logger="bot.command_tree")
+    caplog.set_level(logging.ERROR, logger="bot.discord.command_tree")
     answer = await world.fake.send_command(
         world.guild, world.member, "sora", world.fake.sub("quota", "show")
     )

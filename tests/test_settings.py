@@ -10,26 +10,14 @@ import pytest
 
 from bot.domain import QuotaUnit
 from bot.errors import ConfigurationError
+from bot.providers.registry import PROVIDERS
 from bot.settings import Settings, load_settings
 from bot.store.sqlite import load_migrations
 
-ENV_NAMES = [
-    "DISCORD_TOKEN",
-    "DISCORD_API_BASE",
-    "DISCORD_GATEWAY_URL",
-    "DISCORD_GUILD_IDS",
-    "SORA_PROVIDER",
-    "DATABASE_URL",
-    "LOG_LEVEL",
-    "DEFAULT_DAILY_QUOTA",
-    "DEFAULT_MONTHLY_QUOTA",
-    "DEFAULT_USER_DAILY_QUOTA",
-    "DEFAULT_QUOTA_UNIT",
-] + [
-    f"{p}_{s}"
-    for p in ("OPENAI", "APIXO", "SORA2API", "SORAVIDEO", "ULAZAI")
-    for s in ("API_KEY", "BASE_URL")
-]
+# Every setting there is: the bot's own, and each registered provider's own.
+ENV_NAMES = {name.upper() for name in Settings.model_fields} | {
+    env for spec in PROVIDERS.values() for env in spec.settings.env_names()
+}
 
 
 @pytest.fixture(autouse=True)
@@ -48,11 +36,16 @@ def test_defaults_need_only_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.discord_guild_ids == []
     assert settings.database_url == "sqlite:///data/sora-bot.sqlite3"
     assert settings.sqlite_path == Path("data/sora-bot.sqlite3")
-    assert settings.apixo_base_url == "https://api.apixo.ai/api/v1"
-    assert settings.sora2api_base_url == "https://api.sora2api.ai/api/v1/sora2"
-    assert settings.openai_base_url == "https://api.openai.com/v1"
-    assert settings.soravideo_base_url == "https://soravideo.art/api/v1"
-    assert settings.ulazai_base_url == "https://ulazai.com/api/v1"
+    addresses = {name: settings.provider_settings(name).address for name in PROVIDERS}
+    assert addresses == {
+        "demo": None,
+        "apixo": "https://api.apixo.ai/api/v1",
+        "sora2api": "https://api.sora2api.ai/api/v1/sora2",
+        "openai": "https://api.openai.com/v1",
+        "soravideo": "https://soravideo.art/api/v1",
+        "ulazai": "https://ulazai.com/api/v1",
+    }
+    assert settings.provider_settings().key is None
 
 
 def test_values_from_environment_and_dotenv(
@@ -70,7 +63,9 @@ def test_values_from_environment_and_dotenv(
     assert settings.default_quota_unit is QuotaUnit.SECONDS
     assert settings.discord_api_base == "http://127.0.0.1:9/api/v10"
     assert settings.log_level == "DEBUG"
-    assert settings.api_key("ulazai") is not None
+    key = settings.provider_settings().key
+    assert key is not None and key.get_secret_value() == "k-123"
+    assert settings.api_key("ulazai") == key  # the older spelling, kept
 
 
 def test_every_problem_is_named_once_without_values(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,4 +156,4 @@ def test_env_example_is_a_valid_configuration(
     documented = {
         line.split("=", 1)[0] for line in text.splitlines() if "=" in line and line[0] != "#"
     }
-    assert documented == {name.upper() for name in Settings.model_fields}
+    assert documented == ENV_NAMES

@@ -17,7 +17,6 @@ from bot.domain import (
     QuotaUnit,
     Task,
     TaskState,
-    TaskUpdate,
 )
 from bot.errors import ProviderUnavailableError, RateLimitedError
 from bot.fetch import MediaPolicy
@@ -90,14 +89,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def submitted(store: SqliteStore, provider_id: str, **update: object) -> Task:
-    task = await store.reserve(
+    reservation = await store.reserve(
         NewTask(1, 2, 3, "scripted", Mode.TEXT, "p", GenerationOptions()), LIMITS
     )
-    return await store.update_task(
-        task.id,
-        TaskUpdate(
-            TaskState.SUBMITTED, provider_task_id=provider_id, next_check_at=task.created_at
-        ),
+    task = reservation.task
+    return await store.mark_submitted(
+        task.id, provider_id, TaskState.SUBMITTED, None, next_check_at=task.created_at
     )
 
 
@@ -227,9 +224,10 @@ async def test_a_task_lost_between_reservation_and_submission_is_refunded(
 ) -> None:
     provider, recorder = Scripted(), Recorder()
     clock = FakeClock()
-    task = await store.reserve(
+    reservation = await store.reserve(
         NewTask(1, 2, 3, "scripted", Mode.TEXT, "p", GenerationOptions()), LIMITS
     )
+    task = reservation.task
     clock.now = task.created_at + timedelta(minutes=10)
     tracker = make_tracker(store, provider, recorder, clock=clock)
     await tracker.recover()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import NotifyState, Task, TaskState, TaskUpdate
+from bot.domain import NotifyState, Settle, Task, TaskState, TaskUpdate
 from bot.errors import ProviderUnavailableError, RateLimitedError
 from bot.fetch import MediaPolicy
 from bot.providers.base import ProviderState, ProviderStatus
@@ -45,7 +45,7 @@ class Gated(Recorder):
             except asyncio.CancelledError:
                 self.cancelled.append(task.provider_task_id or task.id)
                 raise
-        await self.store.set_notify_state(task.id, NotifyState.POSTED)
+        await self.store.record_delivery(task.id, NotifyState.POSTED)
         await super().deliver(task)
 
 
@@ -86,10 +86,12 @@ async def seconds_to_next_check(store: SqliteStore, task: Task, clock: FakeClock
 async def finished_unposted(store: SqliteStore, provider_id: str) -> Task:
     """A task that ended before a crash (or a failed post): final, still `pending`."""
     task = await submitted(store, provider_id)
-    done = await store.update_task(
-        task.id, TaskUpdate(TaskState.SUCCEEDED, result_url="https://cdn/v.mp4")
+    done = await store.finish(
+        task.id,
+        TaskUpdate(TaskState.SUCCEEDED, result_url="https://cdn/v.mp4"),
+        settle=Settle.CHARGE,
     )
-    assert done.notify_state is NotifyState.PENDING
+    assert done is not None and done.notify_state is NotifyState.PENDING
     return done
 
 

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import httpx
+from pydantic_settings import SettingsConfigDict
+
 from bot.domain import Aspect, Mode, Quality
 from bot.errors import CallbackRejectedError, ProviderUnavailableError
 from bot.providers.base import (
@@ -14,11 +17,22 @@ from bot.providers.base import (
     FailureCode,
     GenerationRequest,
     Media,
+    ProviderDefaults,
     ProviderState,
     ProviderStatus,
     Submission,
 )
+from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import ProviderHTTP, check_envelope, looks_like_content_policy
+
+
+class ApixoSettings(ApiProviderSettings):
+    """APIXO_API_KEY, APIXO_BASE_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="APIXO_")
+
+    base_url: str = "https://api.apixo.ai/api/v1"
+
 
 CAPABILITIES = Capabilities(
     modes=frozenset({Mode.TEXT, Mode.IMAGE}),
@@ -27,7 +41,6 @@ CAPABILITIES = Capabilities(
     qualities=(Quality.STANDARD, Quality.HIGH),
     max_prompt_length=5_000,  # 10,000 for sora-2, 5,000 for sora-2-pro: the stricter one
     image_input="url",
-    callbacks=True,
     reports="callback",
     result_lifetime=timedelta(days=15),
     max_concurrent_tasks=1_000,
@@ -73,7 +86,7 @@ def _pro_size(aspect: Aspect) -> str:
             raise ValueError("APIXO makes no square videos")
 
 
-class ApixoProvider:
+class ApixoProvider(ProviderDefaults):
     name = "apixo"
     display_name = "APIXO"
     capabilities = CAPABILITIES
@@ -177,10 +190,26 @@ class ApixoProvider:
         except ProviderUnavailableError as exc:
             raise CallbackRejectedError(str(exc)) from None
 
+    def same_task(self, stored_id: str, reported_id: str) -> bool:
+        """Ids are stored as `model:taskId` (the status path needs the model); callbacks
+        name the bare `taskId`."""
+        if not stored_id or not reported_id:
+            return False
+        return stored_id == reported_id or stored_id.rsplit(":", 1)[-1] == reported_id
+
     async def media(self, provider_task_id: str, status: ProviderStatus) -> Media:
         if status.video_url is None:
             raise ProviderUnavailableError(self.name, "no video URL for a finished task")
         return Media(url=status.video_url)
+
+
+def _build(settings: ApixoSettings, client: httpx.AsyncClient) -> ApixoProvider:
+    return ApixoProvider(
+        settings.http(client, provider=ApixoProvider.name, capabilities=CAPABILITIES)
+    )
+
+
+SPEC = ProviderSpec(ApixoProvider.name, ApixoProvider.display_name, ApixoSettings, _build)
 
 
 def _result_urls(raw: Any) -> list[str]:

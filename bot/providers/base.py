@@ -2,7 +2,11 @@
 
 Each adapter speaks its provider's vocabulary on the wire and nothing else: everything
 it returns is a `ProviderStatus`, everything it raises is a `ProviderError` subclass
-(`bot.errors`), so the service, the tracker and the CLI never branch on a provider name.
+(`bot.errors`), so the service, the tracker, the listener and the CLI never branch on a
+provider name. What they need to know about a provider is in its `Capabilities` (how
+results are reported, whether remix exists...) or asked of it through the protocol
+(`same_task`, `accepts_signed_webhooks`, `remix`); `ProviderDefaults` answers those for
+an adapter that has nothing special to say.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
-from bot.errors import InvalidInputError
+from bot.errors import CallbackRejectedError, InvalidInputError
 
 
 class ProviderState(StrEnum):
@@ -63,12 +67,12 @@ class Capabilities:
     qualities: tuple[Quality, ...]
     max_prompt_length: int
     image_input: Literal["url", "upload"]
-    callbacks: bool
     result_lifetime: timedelta | None
     duration_selectable: bool = True  # False: the provider picks the length itself
-    remix: bool = False  # can change a finished video with a new prompt
+    remix: bool = False  # can change a finished video with a new prompt (`remix`)
     # How results reach the bot besides polling: "callback" (a per-task URL with an
-    # unguessable token), "webhook" (project-level signed webhooks) or "poll" (none).
+    # unguessable token, `/callbacks/{token}`), "webhook" (project-level signed webhooks
+    # at `/webhooks/{name}`, once `accepts_signed_webhooks`) or "poll" (none).
     reports: Literal["callback", "webhook", "poll"] = "poll"
     max_concurrent_tasks: int | None = None
     max_requests_per_minute: int | None = None
@@ -136,24 +140,57 @@ class VideoProvider(Protocol):
     @property
     def capabilities(self) -> Capabilities: ...
 
+    @property
+    def accepts_signed_webhooks(self) -> bool:
+        """True when signed webhooks (`Capabilities.reports == "webhook"`) can be verified:
+        the provider's signing secret is configured. The listener opens its webhook door,
+        and polling becomes the safety net, only then."""
+        ...
+
     async def submit(self, request: GenerationRequest) -> Submission:
         """Create a generation. A paid call: sent at most once unless it surely never arrived."""
+        ...
+
+    async def remix(self, provider_task_id: str, prompt: str) -> Submission:
+        """A new video from a finished one and a description of the change (paid). Only
+        when `Capabilities.remix`; otherwise `InvalidInputError`, nothing sent."""
         ...
 
     async def status(self, provider_task_id: str) -> ProviderStatus: ...
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         """Turn a provider's callback into a status naming its task, or raise
-        `CallbackRejectedError` (unsigned, malformed, or no callbacks for this provider)."""
+        `CallbackRejectedError` (unsigned, malformed, or no callbacks for this provider;
+        `DuplicateCallbackError` for a report already processed)."""
+        ...
+
+    def same_task(self, stored_id: str, reported_id: str) -> bool:
+        """Whether a report naming `reported_id` is about the task stored as `stored_id`
+        (the id `submit` returned): a provider may store more than its callbacks name."""
         ...
 
     async def media(self, provider_task_id: str, status: ProviderStatus) -> Media: ...
 
 
-class RemixingProvider(VideoProvider, Protocol):
+class ProviderDefaults:
+    """The protocol's answers for an adapter with nothing special to say: inherit it
+    and override what applies. (A `Protocol`'s own method bodies reach only classes that
+    subclass it, so the defaults live here.)"""
+
+    display_name: str
+
+    @property
+    def accepts_signed_webhooks(self) -> bool:
+        return False
+
     async def remix(self, provider_task_id: str, prompt: str) -> Submission:
-        """A new video from a finished one and a description of the change (paid)."""
-        ...
+        raise InvalidInputError(f"{self.display_name} can't remix videos.")
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
+        raise CallbackRejectedError(f"{self.display_name} sends no callbacks")
+
+    def same_task(self, stored_id: str, reported_id: str) -> bool:
+        return bool(stored_id) and stored_id == reported_id
 
 
 # Characters that print nothing yet are not whitespace to `str.strip`: zero-width spaces

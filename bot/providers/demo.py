@@ -11,6 +11,10 @@ import time
 from collections.abc import Callable, Mapping
 from importlib import resources
 
+import httpx
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from bot.domain import Aspect, Mode, Quality
 from bot.errors import CallbackRejectedError, UnknownProviderTaskError
 from bot.providers.base import (
@@ -18,19 +22,29 @@ from bot.providers.base import (
     FailureCode,
     GenerationRequest,
     Media,
+    ProviderDefaults,
     ProviderState,
     ProviderStatus,
     Submission,
 )
+from bot.providers.config import ProviderSettings, ProviderSpec
 
 FAIL_MARKER = "#fail"
+
+
+class DemoSettings(ProviderSettings):
+    """DEMO_GENERATION_SECONDS: how long a demo video takes to "generate". No key."""
+
+    model_config = SettingsConfigDict(env_prefix="DEMO_")
+
+    generation_seconds: float = Field(default=20.0, gt=0, le=3600)
 
 
 def demo_video() -> bytes:
     return resources.files("bot.providers").joinpath("assets/demo.mp4").read_bytes()
 
 
-class DemoProvider:
+class DemoProvider(ProviderDefaults):
     name = "demo"
     display_name = "Demo"
 
@@ -46,7 +60,6 @@ class DemoProvider:
             qualities=(Quality.STANDARD, Quality.HIGH),
             max_prompt_length=5_000,
             image_input="upload",
-            callbacks=False,
             result_lifetime=None,
             expected_seconds=generation_seconds,
             poll_interval_seconds=max(0.2, generation_seconds / 10),
@@ -83,3 +96,10 @@ class DemoProvider:
 
     async def media(self, provider_task_id: str, status: ProviderStatus) -> Media:
         return Media(data=demo_video())
+
+
+def _build(settings: DemoSettings, client: httpx.AsyncClient) -> DemoProvider:
+    return DemoProvider(settings.generation_seconds)
+
+
+SPEC = ProviderSpec(DemoProvider.name, DemoProvider.display_name, DemoSettings, _build)

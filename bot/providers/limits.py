@@ -77,6 +77,10 @@ class TaskCap:
     def capabilities(self) -> Capabilities:
         return self._inner.capabilities
 
+    @property
+    def accepts_signed_webhooks(self) -> bool:
+        return self._inner.accepts_signed_webhooks
+
     async def active(self) -> int:
         """Slots taken: unfinished tasks in the store, and those it may not know yet."""
         now = self._clock()
@@ -89,6 +93,13 @@ class TaskCap:
         return await self._count_active(recent) + submitting
 
     async def submit(self, request: GenerationRequest) -> Submission:
+        return await self._in_a_slot(lambda: self._inner.submit(request))
+
+    async def remix(self, provider_task_id: str, prompt: str) -> Submission:
+        """A remix is a new task at the provider: it takes a slot like any submit."""
+        return await self._in_a_slot(lambda: self._inner.remix(provider_task_id, prompt))
+
+    async def _in_a_slot(self, create: Callable[[], Awaitable[Submission]]) -> Submission:
         # Counted and taken under one lock (the count awaits the store): concurrent
         # submits cannot all see the last free slot.
         async with self._admission:
@@ -96,7 +107,7 @@ class TaskCap:
                 raise ProviderBusyError(self._inner.display_name, self._limit)
             self._submitting += 1
         try:
-            submission = await self._inner.submit(request)
+            submission = await create()
         finally:
             self._submitting -= 1
         if not submission.status.state.is_final:
@@ -108,6 +119,9 @@ class TaskCap:
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         return self._inner.parse_callback(headers, body)
+
+    def same_task(self, stored_id: str, reported_id: str) -> bool:
+        return self._inner.same_task(stored_id, reported_id)
 
     async def media(self, provider_task_id: str, status: ProviderStatus) -> Media:
         return await self._inner.media(provider_task_id, status)

@@ -19,19 +19,61 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+import httpx
+from pydantic import SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
 from bot.domain import Aspect, Mode, Quality
-from bot.errors import CallbackRejectedError, ProviderUnavailableError
+from bot.errors import CallbackRejectedError, DuplicateCallbackError, ProviderUnavailableError
 from bot.images import fit_image_in_thread
 from bot.providers.base import (
     Capabilities,
     FailureCode,
     GenerationRequest,
     Media,
+    ProviderDefaults,
     ProviderState,
     ProviderStatus,
     Submission,
 )
+from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import ProviderHTTP, looks_like_content_policy
+
+
+class OpenAISettings(ApiProviderSettings):
+    """OPENAI_API_KEY, OPENAI_BASE_URL, and OPENAI_WEBHOOK_SECRET: the whsec_ signing
+    secret of the gateway's webhooks, if it sends any."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENAI_")
+
+    base_url: str = "https://api.openai.com/v1"
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        """Checked here, not when the adapter is built, so a pasted-wrong secret is one
+        readable line at start (exit 2) rather than a traceback."""
+        if value is None:
+            return None
+        raw = value.get_secret_value().strip()
+        if not raw.startswith("whsec_"):
+            raise ValueError("must start with whsec_ (copy it from the OpenAI dashboard)")
+        try:
+            key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("is not a valid whsec_ secret (base64 after the prefix)") from None
+        if not key:
+            raise ValueError("is not a valid whsec_ secret (nothing after the prefix)")
+        return SecretStr(raw)
+
+    def secret_values(self) -> list[str]:
+        """The webhook secret's key part too: it is what a log line would show decoded."""
+        values = super().secret_values()
+        if self.webhook_secret is not None:
+            values.append(self.webhook_secret.get_secret_value().removeprefix("whsec_"))
+        return values
+
 
 CAPABILITIES = Capabilities(
     modes=frozenset({Mode.TEXT, Mode.IMAGE}),
@@ -40,8 +82,7 @@ CAPABILITIES = Capabilities(
     qualities=(Quality.STANDARD, Quality.HIGH),
     max_prompt_length=5_000,  # undocumented upstream; gateways commonly cap here
     image_input="upload",
-    callbacks=True,  # project-level webhooks, when the gateway is configured to send them
-    reports="webhook",
+    reports="webhook",  # project-level webhooks, when the gateway is configured to send them
     result_lifetime=timedelta(hours=1),  # expires_at: about an hour after completion
     remix=True,
     expected_seconds=90.0,
@@ -56,10 +97,6 @@ STATES = {
 }
 WEBHOOK_TOLERANCE_SECONDS = 300
 SEEN_WEBHOOKS = 10_000
-
-
-class DuplicateCallbackError(CallbackRejectedError):
-    """Already processed: acknowledge it, change nothing."""
 
 
 def _model(quality: Quality) -> str:
@@ -94,7 +131,7 @@ def _failure(error: Any) -> tuple[FailureCode, str]:
     return FailureCode.PROVIDER_ERROR, message
 
 
-class OpenAIProvider:
+class OpenAIProvider(ProviderDefaults):
     name = "openai"
     display_name = "OpenAI-compatible Videos API"
     capabilities = CAPABILITIES
@@ -110,6 +147,10 @@ class OpenAIProvider:
         self._webhook_key = _webhook_key(webhook_secret) if webhook_secret else None
         self._clock = clock
         self._seen_webhooks: OrderedDict[str, None] = OrderedDict()
+
+    @property
+    def accepts_signed_webhooks(self) -> bool:
+        return self._webhook_key is not None
 
     async def submit(self, request: GenerationRequest) -> Submission:
         width, height = _size(request.options.aspect)
@@ -248,3 +289,14 @@ def _webhook_key(secret: str) -> bytes:
         return base64.b64decode(secret.removeprefix("whsec_"))
     except (binascii.Error, ValueError):
         raise ValueError("OPENAI_WEBHOOK_SECRET is not a valid whsec_ secret") from None
+
+
+def _build(settings: OpenAISettings, client: httpx.AsyncClient) -> OpenAIProvider:
+    secret = settings.webhook_secret
+    return OpenAIProvider(
+        settings.http(client, provider=OpenAIProvider.name, capabilities=CAPABILITIES),
+        webhook_secret=None if secret is None else secret.get_secret_value(),
+    )
+
+
+SPEC = ProviderSpec(OpenAIProvider.name, OpenAIProvider.display_name, OpenAISettings, _build)

@@ -1,94 +1,52 @@
-"""Which adapter serves which `SORA_PROVIDER` name: one dict, one factory each."""
+"""Which adapter serves which `SORA_PROVIDER` name: one line per provider.
+
+Each adapter module exports its `SPEC` (`bot.providers.config.ProviderSpec`): its name,
+its own settings class and how to build it. Adding a provider is a new module with its
+`SPEC` and one line here; the bot's settings, service, tracker and listener learn about
+it from the spec and the adapter's `Capabilities`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bot.providers.apixo import ApixoProvider
-from bot.providers.base import Capabilities, VideoProvider
-from bot.providers.demo import DemoProvider
-from bot.providers.http import ProviderHTTP
+from bot.providers import apixo, demo, openai, sora2api, soravideo, ulazai
+from bot.providers.base import VideoProvider
+from bot.providers.config import ProviderSpec
 from bot.providers.limits import TaskCap
-from bot.providers.openai import OpenAIProvider
-from bot.providers.sora2api import Sora2ApiProvider
-from bot.providers.soravideo import SoraVideoProvider
-from bot.providers.ulazai import UlazAIProvider
-from bot.settings import ProviderName, Settings
 
-Factory = Callable[[Settings, httpx.AsyncClient], VideoProvider]
+if TYPE_CHECKING:  # bot.settings reads this registry; nothing here needs it at run time
+    from bot.settings import Settings
 
-
-def _http(
-    settings: Settings,
-    client: httpx.AsyncClient,
-    name: ProviderName,
-    capabilities: Capabilities,
-    scheme: str = "Bearer",
-) -> ProviderHTTP:
-    key = settings.api_key(name)
-    base_url = settings.base_url(name)
-    if key is None or base_url is None:
-        raise ValueError(f"{name.upper()}_API_KEY is not set")
-    return ProviderHTTP(
-        client,
-        provider=name,
-        base_url=base_url,
-        auth_header=("Authorization", f"{scheme} {key.get_secret_value()}"),
-        requests_per_minute=capabilities.max_requests_per_minute,
+PROVIDERS: dict[str, ProviderSpec[Any]] = {
+    spec.name: spec
+    for spec in (
+        demo.SPEC,
+        apixo.SPEC,
+        sora2api.SPEC,
+        soravideo.SPEC,
+        ulazai.SPEC,
+        openai.SPEC,
     )
-
-
-def _demo(settings: Settings, client: httpx.AsyncClient) -> VideoProvider:
-    return DemoProvider(settings.demo_generation_seconds)
-
-
-def _apixo(settings: Settings, client: httpx.AsyncClient) -> VideoProvider:
-    return ApixoProvider(_http(settings, client, "apixo", ApixoProvider.capabilities))
-
-
-def _sora2api(settings: Settings, client: httpx.AsyncClient) -> VideoProvider:
-    return Sora2ApiProvider(_http(settings, client, "sora2api", Sora2ApiProvider.capabilities))
-
-
-def _soravideo(settings: Settings, client: httpx.AsyncClient) -> VideoProvider:
-    return SoraVideoProvider(_http(settings, client, "soravideo", SoraVideoProvider.capabilities))
-
-
-def _ulazai(settings: Settings, client: httpx.AsyncClient) -> VideoProvider:
-    return UlazAIProvider(
-        _http(settings, client, "ulazai", UlazAIProvider.capabilities, scheme="Token")
-    )
-
-
-def _openai(settings: Settings, client: httpx.AsyncClient) -> VideoProvider:
-    secret = settings.openai_webhook_secret
-    return OpenAIProvider(
-        _http(settings, client, "openai", OpenAIProvider.capabilities),
-        webhook_secret=None if secret is None else secret.get_secret_value(),
-    )
-
-
-PROVIDERS: dict[ProviderName, Factory] = {
-    "demo": _demo,
-    "apixo": _apixo,
-    "sora2api": _sora2api,
-    "soravideo": _soravideo,
-    "ulazai": _ulazai,
-    "openai": _openai,
 }
+
+# SORA_PROVIDER when it is not set: needs no key, so the whole bot can be tried for free.
+DEFAULT_PROVIDER = demo.SPEC.name
 
 
 def build_provider(
-    settings: Settings, client: httpx.AsyncClient, name: ProviderName | None = None
+    settings: Settings, client: httpx.AsyncClient, name: str | None = None
 ) -> VideoProvider:
-    """The adapter for `name` (default: `SORA_PROVIDER`), behind its documented task cap.
+    """The adapter for `name` (default: `SORA_PROVIDER`), built from its own settings,
+    behind its documented task cap.
 
     The cap counts only this process's own recent submits until it is given the store's
     count (`TaskCap.count_active_with`: the bot does, `sora-bot generate` has no store).
     Raises ValueError when the provider's key is not set.
     """
-    provider = PROVIDERS[name or settings.sora_provider](settings, client)
+    name = name or settings.sora_provider
+    provider = PROVIDERS[name].build(settings.provider_settings(name), client)
     limit = provider.capabilities.max_concurrent_tasks
     return provider if limit is None else TaskCap(provider, limit)

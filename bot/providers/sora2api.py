@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import httpx
+from pydantic_settings import SettingsConfigDict
+
 from bot.domain import Aspect, Mode, Quality
 from bot.errors import CallbackRejectedError, ProviderUnavailableError
 from bot.providers.base import (
@@ -18,11 +21,22 @@ from bot.providers.base import (
     FailureCode,
     GenerationRequest,
     Media,
+    ProviderDefaults,
     ProviderState,
     ProviderStatus,
     Submission,
 )
+from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import ProviderHTTP, check_envelope, error_text, looks_like_content_policy
+
+
+class Sora2ApiSettings(ApiProviderSettings):
+    """SORA2API_API_KEY, SORA2API_BASE_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="SORA2API_")
+
+    base_url: str = "https://api.sora2api.ai/api/v1/sora2"
+
 
 CAPABILITIES = Capabilities(
     modes=frozenset({Mode.TEXT, Mode.IMAGE}),
@@ -32,7 +46,6 @@ CAPABILITIES = Capabilities(
     qualities=(Quality.STANDARD, Quality.HIGH),
     max_prompt_length=5_000,  # undocumented: the Sora 2 limit the other resellers state
     image_input="url",
-    callbacks=True,
     reports="callback",
     result_lifetime=timedelta(days=15),
     expected_seconds=150.0,
@@ -59,7 +72,7 @@ def _failure_code(message: str, error_code: Any) -> FailureCode:
     return FailureCode.PROVIDER_ERROR
 
 
-class Sora2ApiProvider:
+class Sora2ApiProvider(ProviderDefaults):
     name = "sora2api"
     display_name = "Sora2API"
     capabilities = CAPABILITIES
@@ -172,6 +185,15 @@ class Sora2ApiProvider:
         if status.video_url is None:
             raise ProviderUnavailableError(self.name, "no video URL for a finished task")
         return Media(url=status.video_url)
+
+
+def _build(settings: Sora2ApiSettings, client: httpx.AsyncClient) -> Sora2ApiProvider:
+    return Sora2ApiProvider(
+        settings.http(client, provider=Sora2ApiProvider.name, capabilities=CAPABILITIES)
+    )
+
+
+SPEC = ProviderSpec(Sora2ApiProvider.name, Sora2ApiProvider.display_name, Sora2ApiSettings, _build)
 
 
 def _video_urls(raw: Any) -> list[str]:

@@ -13,6 +13,9 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+from pydantic_settings import SettingsConfigDict
+
 from bot.domain import Aspect, Mode, Quality
 from bot.errors import CallbackRejectedError, ProviderUnavailableError
 from bot.providers.base import (
@@ -21,16 +24,27 @@ from bot.providers.base import (
     GenerationRequest,
     ImageInput,
     Media,
+    ProviderDefaults,
     ProviderState,
     ProviderStatus,
     Submission,
 )
+from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import (
     ProviderHTTP,
     check_envelope,
     error_text,
     looks_like_content_policy,
 )
+
+
+class SoraVideoSettings(ApiProviderSettings):
+    """SORAVIDEO_API_KEY, SORAVIDEO_BASE_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="SORAVIDEO_")
+
+    base_url: str = "https://soravideo.art/api/v1"
+
 
 CAPABILITIES = Capabilities(
     modes=frozenset({Mode.TEXT, Mode.IMAGE}),
@@ -39,7 +53,7 @@ CAPABILITIES = Capabilities(
     qualities=(Quality.STANDARD, Quality.HIGH),
     max_prompt_length=5_000,  # the docs are silent: the Sora 2 limit the other resellers state
     image_input="upload",  # `POST /upload` first, then `imageUrl` is the URL it returns
-    callbacks=False,  # no callback field is documented
+    reports="poll",  # no callback field is documented
     result_lifetime=timedelta(days=15),
     max_image_bytes=10 * 1024 * 1024,  # `/upload` takes JPG/PNG/WebP/GIF up to 10 MB
     expected_seconds=120.0,  # a video takes about 120-180 s: first look at the short end
@@ -89,7 +103,7 @@ def failure_code(message: str) -> FailureCode:
     return FailureCode.PROVIDER_ERROR
 
 
-class SoraVideoProvider:
+class SoraVideoProvider(ProviderDefaults):
     name = "soravideo"
     display_name = "soravideo.art"
     capabilities = CAPABILITIES
@@ -190,3 +204,14 @@ class SoraVideoProvider:
         if status.video_url is None:
             raise ProviderUnavailableError(self.name, "no video URL for a finished task")
         return Media(url=status.video_url)
+
+
+def _build(settings: SoraVideoSettings, client: httpx.AsyncClient) -> SoraVideoProvider:
+    return SoraVideoProvider(
+        settings.http(client, provider=SoraVideoProvider.name, capabilities=CAPABILITIES)
+    )
+
+
+SPEC = ProviderSpec(
+    SoraVideoProvider.name, SoraVideoProvider.display_name, SoraVideoSettings, _build
+)

@@ -16,6 +16,9 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+from pydantic_settings import SettingsConfigDict
+
 from bot.domain import Aspect, Mode, Quality
 from bot.errors import (
     CallbackRejectedError,
@@ -28,11 +31,22 @@ from bot.providers.base import (
     FailureCode,
     GenerationRequest,
     Media,
+    ProviderDefaults,
     ProviderState,
     ProviderStatus,
     Submission,
 )
+from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import ProviderHTTP, error_text, looks_like_content_policy
+
+
+class UlazAISettings(ApiProviderSettings):
+    """ULAZAI_API_KEY, ULAZAI_BASE_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="ULAZAI_")
+
+    base_url: str = "https://ulazai.com/api/v1"
+
 
 CAPABILITIES = Capabilities(
     modes=frozenset({Mode.TEXT, Mode.IMAGE}),
@@ -42,7 +56,7 @@ CAPABILITIES = Capabilities(
     qualities=(Quality.STANDARD, Quality.HIGH),
     max_prompt_length=5_000,  # documented: "Max 5000 characters"
     image_input="url",  # `image_url` must be publicly accessible (JPG, PNG, WebP)
-    callbacks=False,  # "webhook_url" in the create answer is only the status URL
+    reports="poll",  # "webhook_url" in the create answer is only the status URL
     result_lifetime=timedelta(days=15),
     max_concurrent_tasks=10,  # 429 "Rate limit exceeded (max 10 concurrent)"
     expected_seconds=120.0,  # "Fast processing (~2-3 minutes)"
@@ -87,7 +101,7 @@ def _failed(body: Any) -> bool:
     return isinstance(body, dict) and body.get("success") is False
 
 
-class UlazAIProvider:
+class UlazAIProvider(ProviderDefaults):
     name = "ulazai"
     display_name = "UlazAI"
     capabilities = CAPABILITIES
@@ -212,3 +226,14 @@ class UlazAIProvider:
         if status.video_url is None:
             raise ProviderUnavailableError(self.name, "no video URL for a finished task")
         return Media(url=status.video_url)
+
+
+def _build(settings: UlazAISettings, client: httpx.AsyncClient) -> UlazAIProvider:
+    # UlazAI wants `Authorization: Token KEY`, not Bearer.
+    http = settings.http(
+        client, provider=UlazAIProvider.name, capabilities=CAPABILITIES, scheme="Token"
+    )
+    return UlazAIProvider(http)
+
+
+SPEC = ProviderSpec(UlazAIProvider.name, UlazAIProvider.display_name, UlazAISettings, _build)

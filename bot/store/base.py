@@ -1,7 +1,16 @@
 """What the bot needs from its database, independent of which database it is.
 
-`sqlite.py` implements it today; a PostgreSQL implementation can serve a
+`bot.store.sqlite` implements it today; a PostgreSQL implementation can serve a
 `postgresql://` URL later without the service, tracker or cogs changing.
+
+Each change in a task's life is one method and one transaction, so a crash never
+leaves half of a change behind:
+
+    reserve         quota checked and reserved, task created (queued)
+    mark_submitted  the provider took it (submitted or running)
+    update_task     progress while it runs
+    finish          final state and its charge or refund, together
+    record_delivery how far posting the outcome got, with the link shown
 """
 
 from __future__ import annotations
@@ -19,7 +28,10 @@ from bot.domain import (
     NotifyState,
     QuotaLimits,
     QuotaStatus,
+    Reservation,
+    Settle,
     Task,
+    TaskState,
     TaskUpdate,
 )
 
@@ -83,19 +95,13 @@ class Store(ABC):
         """Usage, limits and reset times for a guild and one of its members."""
 
     @abstractmethod
-    async def reserve(self, new: NewTask, defaults: EffectiveLimits) -> Task:
-        """Create a queued task and reserve its quota atomically, or raise.
+    async def reserve(self, new: NewTask, defaults: EffectiveLimits) -> Reservation:
+        """Create a queued task and reserve its quota, or raise; one transaction.
 
+        Usage is counted once, and `bot.domain.check_quota` decides on those counts
+        inside the transaction. The reservation carries the quota status after it.
         Raises `GenerationDisabledError` or `QuotaExceededError`; nothing is written then.
         """
-
-    @abstractmethod
-    async def charge(self, task_id: str) -> bool:
-        """Make a task's reservation final. False if already charged or refunded."""
-
-    @abstractmethod
-    async def refund(self, task_id: str, reason: str) -> bool:
-        """Give a task's reservation back. False if already refunded or charged."""
 
     @abstractmethod
     async def reset_user_usage(self, guild_id: int, user_id: int, actor_id: int) -> tuple[int, int]:
@@ -109,8 +115,39 @@ class Store(ABC):
     async def get_task(self, task_id: str) -> Task | None: ...
 
     @abstractmethod
+    async def mark_submitted(
+        self,
+        task_id: str,
+        provider_task_id: str,
+        state: TaskState,
+        progress: int | None,
+        next_check_at: datetime,
+    ) -> Task:
+        """The provider accepted the task: record its id, its first state (`SUBMITTED` or
+        `RUNNING`) and when to check it. Raises `IllegalTransitionError` if the task has
+        already moved past that state."""
+
+    @abstractmethod
     async def update_task(self, task_id: str, update: TaskUpdate) -> Task:
-        """Move a task forward; raises `IllegalTransitionError` for a backward move."""
+        """Record progress: move an unfinished task forward to a state that is not final.
+
+        Raises `IllegalTransitionError` for a backward move and `ValueError` for a final
+        state: finishing goes through `finish`, which settles the quota with it."""
+
+    @abstractmethod
+    async def finish(
+        self, task_id: str, update: TaskUpdate, *, settle: Settle, delivered: bool = False
+    ) -> Task | None:
+        """Give a task its final state and settle its reservation, in one transaction.
+
+        `update.state` must be final. `settle` charges or refunds the reservation (at most
+        one of them, ever, per task). `delivered=True` marks the outcome as already shown
+        (the member saw the error in their own answer), so nothing is posted for it.
+
+        Returns the finished task, or None if it was already final: then nothing changes
+        (a late or duplicated report never turns a delivered video into a failure, nor
+        charges or refunds twice). A task is therefore final exactly when it is settled.
+        """
 
     @abstractmethod
     async def user_tasks(
@@ -149,17 +186,21 @@ class Store(ABC):
         """Tasks by state, for metrics."""
 
     @abstractmethod
-    async def set_notify_state(
-        self, task_id: str, state: NotifyState, message_id: int | None = None
-    ) -> None: ...
+    async def record_delivery(
+        self,
+        task_id: str,
+        state: NotifyState,
+        message_id: int | None = None,
+        result_url: str | None = None,
+    ) -> None:
+        """How far delivering a final task's outcome got, in one transaction: the notify
+        state, the message it was posted as, and the video link that message shows (the
+        notifier may publish its own, so `/sora status` and Delete find it). `None` for
+        `message_id` or `result_url` leaves what is stored."""
 
     @abstractmethod
-    async def set_result_url(self, task_id: str, url: str | None) -> None:
-        """Record (or, with None, forget) the link a finished task's video is shown at.
-
-        Unlike `update_task` this works on a final task and can clear the field: the
-        notifier records a link it published itself (so `/sora status` and Delete find
-        it), and Delete forgets it so nobody is pointed at a video that was removed."""
+    async def forget_result_url(self, task_id: str) -> None:
+        """Delete removed the video: forget its link, so nobody is pointed at it again."""
 
     @abstractmethod
     async def count_active_provider_tasks(

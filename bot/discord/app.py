@@ -1,5 +1,9 @@
 """The bot object: carries the shared services to every cog and owns the `/sora` root.
 
+The rest of the Discord layer sits beside it in `bot/discord/`: the command tree (the
+one error surface), rendering (what tasks look like), components (the buttons), the
+submission flow and the notifier. The commands themselves are the extensions in `cogs/`.
+
 Built by `main` (or a test) with its settings, store and HTTP client already made
 (constructor injection), so nothing here reads the environment.
 """
@@ -18,11 +22,11 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot.command_tree import SoraCommandTree
+from bot.discord.command_tree import SoraCommandTree
+from bot.discord.notifier import Notifier
 from bot.fetch import Fetcher, MediaPolicy
 from bot.media import MediaHost
 from bot.metrics import Metrics
-from bot.notifier import Notifier
 from bot.providers.base import VideoProvider
 from bot.providers.limits import TaskCap
 from bot.schedule import Schedule
@@ -89,8 +93,7 @@ class SoraBot(commands.Bot):
         # callback needs the public address; signed webhooks also need their secret.
         reports = provider.capabilities.reports
         callbacks = bool(settings.webhook_public_url and settings.listen_address) and (
-            reports == "callback"
-            or (reports == "webhook" and settings.openai_webhook_secret is not None)
+            reports == "callback" or (reports == "webhook" and provider.accepts_signed_webhooks)
         )
         self.schedule = Schedule.for_provider(
             provider.capabilities,
@@ -106,7 +109,7 @@ class SoraBot(commands.Bot):
         )
         # One policy for every provider-named URL: the active provider's own address is
         # trusted as configured; anything else must be https to a public address.
-        self.media_policy = MediaPolicy([settings.base_url(settings.sora_provider)])
+        self.media_policy = MediaPolicy([settings.provider_settings().address])
         self.fetcher = Fetcher(http_client, self.media_policy)
         self.notifier = Notifier(
             client=self,
@@ -146,7 +149,7 @@ class SoraBot(commands.Bot):
                 is_ready=self.is_ready,
                 media=self.media_host,
                 # Signed webhooks are accepted only when they can be verified.
-                signed_webhooks=settings.openai_webhook_secret is not None,
+                signed_webhooks=provider.accepts_signed_webhooks,
                 metrics_token=(
                     None
                     if settings.metrics_token is None

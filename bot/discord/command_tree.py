@@ -3,7 +3,11 @@
 Every command error, from any cog, lands in `SoraCommandTree.on_error`: expected
 failures (`BotError`, discord.py's check failures) become their friendly sentence,
 anything else becomes an apology with a short reference that is also in the log, so a
-moderator can find the traceback from a user's screenshot. Cogs never catch to format.
+moderator can find the traceback from a user's screenshot. Cogs never catch to format;
+buttons and modals, which have no tree, call `report_error` themselves.
+
+Also the answering helpers every command shares: `defer_publicly`, `defer_privately`
+and `send_reply`, which answers whether or not the interaction was deferred.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.discord.rendering import request_failed
 from bot.errors import BotError, GuildOnlyError
 
 log = logging.getLogger(__name__)
@@ -62,7 +67,7 @@ async def send_reply(
         # The public "thinking" message can't turn private: the first followup would edit it
         # in place. Close it with a neutral line, then tell the user privately why.
         await interaction.edit_original_response(
-            content=f"{interaction.user.mention}'s request didn't go through.",
+            content=request_failed(interaction.user.mention),
             embed=None,
             allowed_mentions=discord.AllowedMentions.none(),
         )

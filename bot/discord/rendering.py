@@ -1,0 +1,436 @@
+"""What a task looks like in Discord: every embed and message text, in one module.
+
+Pure functions from domain objects to `discord.Embed`s and strings: no I/O, no state,
+so each can be tested on its own (tests/test_rendering.py). The words themselves
+(state labels, failure sentences) come from `bot.wording`; this module adds Discord's
+side: Markdown escaping of members' prompts, mentions, timestamps and embed limits.
+The notifier, the components and the cogs call these; none builds an embed itself.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import discord
+
+from bot.domain import EffectiveLimits, QuotaStatus, QuotaUnit, Task, TaskState
+from bot.service import SubmitResult
+from bot.store import Page
+from bot.wording import (
+    describe_options,
+    failure_sentence,
+    next_step,
+    one_line,
+    state_label,
+    wait_phrase,
+)
+
+INFO = discord.Colour.blurple()
+SUCCESS = discord.Colour.green()
+FAILURE = discord.Colour.red()
+PROMPT_SHOWN = 1000  # characters of a prompt an embed quotes
+PROMPT_IN_LINE = 50  # ... and a one-line task listing
+FIELD_MAX = 1024  # Discord's limit on an embed field's value
+
+PICTURE_ACCEPTED = (
+    "✅ Your picture is fine and your video is on its way (announced in the channel). "
+    "Only you can see this message; I'll show progress here."
+)
+NO_FILE = "The video service didn't hand over the file; try `/sora status` later."
+UNSAFE_ADDRESS = (
+    "The video service's link points somewhere I won't fetch from or share, so I can't "
+    "show this video here."
+)
+NOT_A_VIDEO = "The video service sent a file that isn't a video, so I didn't attach it."
+
+
+def too_large(size: int) -> str:
+    return (
+        f"The video ({size / 1_048_576:.1f} MB) is larger than this server's upload limit, "
+        "the video service gives no public link, and this bot has no public web address "
+        "(WEBHOOK_PUBLIC_URL) to share it from, so I can't show it here."
+    )
+
+
+# Members' words, shown safely
+
+# Inline formatting (* _ ~ | `), masked links ([ ]), mentions, timestamps and custom
+# emoji (<), quotes (>), headings and subtext (#), and the escape character itself.
+_MARKDOWN = re.compile(r"[\\*_~|`\[\]<>#]")
+_BULLET = re.compile(r"^([-+])(?=\s)")
+_NUMBERED = re.compile(r"^(\d+)\.(?=\s)")
+
+
+def plain_text(text: str) -> str:
+    """`text` (one line) escaped so Discord's Markdown shows it literally.
+
+    Not `discord.utils.escape_markdown` alone: it escapes a masked link by matching
+    `[...](...)` greedily, so in "[a](x) and [b](https://evil)" only the first `[` is
+    escaped and the second link stays live. Here every character that can start or end
+    formatting, a masked link, a mention, a timestamp or an emoji (`<`) is escaped, and
+    so is a list marker at the start (the only line start: the text is one line).
+    `escape_mentions` then breaks @everyone and @here with a zero-width space."""
+    escaped = _MARKDOWN.sub(r"\\\g<0>", text)
+    escaped = _NUMBERED.sub(r"\1\\.", _BULLET.sub(r"\\\1", escaped))
+    return discord.utils.escape_mentions(escaped)
+
+
+def short_prompt(prompt: str, limit: int = 60) -> str:
+    """A prompt echoed in an embed or message: the member's words as plain text (no
+    masked links, fake headings or pings), on one line, at most `limit` characters.
+
+    It is cut before escaping, so an escape is never split, and measured after, so the
+    escapes still fit the embed limit: the longest cut that fits is found by bisection."""
+    flat = one_line(prompt, len(prompt) + 1)
+    shown = plain_text(flat)
+    if len(shown) <= limit:
+        return shown
+    best = "…"
+    low, high = 0, min(len(flat), limit) - 1
+    while low <= high:
+        keep = (low + high) // 2
+        candidate = plain_text(flat[:keep].rstrip() + "…")
+        if len(candidate) <= limit:
+            best, low = candidate, keep + 1
+        else:
+            high = keep - 1
+    return best
+
+
+def relative(moment: datetime) -> str:
+    """A Discord timestamp ("in 5 minutes"), shown in each reader's own time zone."""
+    return f"<t:{int(moment.timestamp())}:R>"
+
+
+def quoted_prompt(task: Task) -> str:
+    return f"> {short_prompt(task.prompt, PROMPT_SHOWN)}"
+
+
+def footer_for(task: Task) -> str:
+    """A result post's whole footer: the notifier finds earlier posts by it."""
+    return f"Task {task.id}"
+
+
+def took(task: Task) -> str:
+    if task.completed_at is None:
+        return "?"
+    seconds = int((task.completed_at - task.created_at).total_seconds())
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+# Submitting
+
+
+def request_failed(mention: str) -> str:
+    """Replaces a public "thinking..." whose request was refused (the reason goes privately)."""
+    return f"{mention}'s request didn't go through."
+
+
+def submission_embed(
+    result: SubmitResult, user: discord.abc.User, provider_name: str, expected: float
+) -> discord.Embed:
+    """The public "on its way" card: task, options, expected time, quota left."""
+    task = result.task
+    embed = discord.Embed(
+        title="🎬 Your video is on its way", description=quoted_prompt(task), colour=INFO
+    )
+    embed.add_field(name="Options", value=describe_options(task.options), inline=True)
+    embed.add_field(name="Task", value=f"`{task.id}`", inline=True)
+    embed.add_field(
+        name="Expected",
+        value=f"{relative(result.expected_ready_at)} ({wait_phrase(expected)})",
+        inline=True,
+    )
+    quota = result.quota
+    unit = quota.limits.unit.value
+    mine = quota.user_left_today
+    embed.add_field(
+        name="Quota left today",
+        value=(
+            (f"you: **{mine}** {unit} · " if mine is not None else "")
+            + f"server: **{quota.guild_left_today}** {unit}"
+            + f" · resets {relative(quota.day_resets_at)}"
+        ),
+        inline=False,
+    )
+    for note in result.notes:
+        embed.add_field(name="Note", value=note, inline=False)
+    embed.set_author(name=user.display_name, icon_url=user.display_avatar.url)
+    embed.set_footer(text=f"{provider_name} · I'll post it here when it's ready.")
+    return embed
+
+
+def progress_embed(task: Task) -> discord.Embed:
+    """The interaction's response while the video is made (edited as it progresses)."""
+    embed = discord.Embed(
+        title=f"🎬 {state_label(task)}", description=quoted_prompt(task), colour=INFO
+    )
+    embed.add_field(name="Options", value=describe_options(task.options))
+    embed.set_footer(text=f"{footer_for(task)} · I'll post the video here when it's ready.")
+    return embed
+
+
+# The outcome
+
+
+def failure_post(task: Task, *, direct: bool = False) -> tuple[str, discord.Embed]:
+    """(content, embed) telling the requester the video couldn't be made."""
+    embed = discord.Embed(
+        title="❌ Your video couldn't be made",
+        description=f"{failure_sentence(task)}\n**Your quota was refunded.** {next_step(task)}",
+        colour=FAILURE,
+    )
+    embed.add_field(name="Prompt", value=short_prompt(task.prompt, PROMPT_SHOWN), inline=False)
+    embed.add_field(name="Options", value=describe_options(task.options))
+    embed.set_footer(text=footer_for(task))
+    return f"<@{task.user_id}> sorry{_elsewhere(task, direct)}.", embed
+
+
+def result_post(
+    task: Task,
+    *,
+    provider_name: str,
+    link: str | None = None,
+    problem: str | None = None,
+    direct: bool = False,
+) -> tuple[str, discord.Embed]:
+    """(content, embed) for a finished video; `link` is shown as its "Video" field, and
+    `problem` explains why there is neither a file nor a link."""
+    embed = discord.Embed(
+        title="✅ Your video is ready", description=quoted_prompt(task), colour=SUCCESS
+    )
+    embed.add_field(name="Options", value=describe_options(task.options))
+    embed.add_field(name="Model", value=f"{provider_name} · {task.options.quality.value}")
+    embed.add_field(name="Took", value=took(task))
+    embed.set_footer(text=footer_for(task))
+    if link:
+        embed.add_field(name="Video", value=f"[Open the video]({link})", inline=False)
+    if problem:
+        embed.add_field(name="Video", value=problem, inline=False)
+    return f"<@{task.user_id}> your video is ready{_elsewhere(task, direct)}!", embed
+
+
+def _elsewhere(task: Task, direct: bool) -> str:
+    return f" (I couldn't post in <#{task.channel_id}>)" if direct else ""
+
+
+_VIDEO_LINK = re.compile(r"\]\((?P<url>https?://[^\s)]+)\)")
+
+
+def video_link(embed: discord.Embed) -> str | None:
+    """The video link a result embed shows (its "Video" field), if any.
+
+    The posted message is the record of what people were given: Delete reads it to find
+    a self-hosted file even for results posted before the link was stored."""
+    for item in embed.fields:
+        if item.name == "Video" and item.value:
+            found = _VIDEO_LINK.search(item.value)
+            if found:
+                return found["url"]
+    return None
+
+
+def outcome_label(task: Task) -> str:
+    if task.state is TaskState.SUCCEEDED:
+        return "✅ Your video is ready"
+    return "❌ It didn't work out"
+
+
+def posted_line(task: Task, jump_url: str) -> str:
+    """The "on its way" response, pointed at the posted outcome."""
+    return f"{outcome_label(task)}: {jump_url}"
+
+
+def direct_messaged_line(task: Task) -> str:
+    return f"{outcome_label(task)}: I couldn't post it here, so I sent it to you in a DM."
+
+
+def undeliverable_line(task: Task) -> str:
+    return (
+        f"{outcome_label(task)}, but I couldn't post it here or send you a DM: "
+        f"`/sora status {task.id}` has it."
+    )
+
+
+def deleted_line(task: Task) -> str:
+    return f"Deleted the video for task `{task.id}`."
+
+
+# Looking at tasks
+
+
+def task_embed(task: Task) -> discord.Embed:
+    """`/sora status <task>`: one task in detail."""
+    embed = discord.Embed(
+        title=f"Task {task.id} · {state_label(task)}", description=quoted_prompt(task), colour=INFO
+    )
+    embed.add_field(name="Mode", value=task.mode.value, inline=True)
+    embed.add_field(name="Options", value=describe_options(task.options), inline=True)
+    embed.add_field(name="Requested by", value=f"<@{task.user_id}>", inline=True)
+    embed.add_field(name="Started", value=relative(task.created_at), inline=True)
+    if task.completed_at is not None:
+        embed.add_field(name="Finished", value=relative(task.completed_at), inline=True)
+    if task.state is TaskState.SUCCEEDED and task.result_url:
+        embed.add_field(name="Video", value=f"[Open the video]({task.result_url})", inline=False)
+    if task.state in (TaskState.FAILED, TaskState.EXPIRED):
+        embed.add_field(
+            name="What happened",
+            value=f"{failure_sentence(task)} Your quota was refunded. {next_step(task)}",
+            inline=False,
+        )
+    return embed
+
+
+def task_line(task: Task) -> str:
+    return (
+        f"`{task.id}` {state_label(task)} · {short_prompt(task.prompt, PROMPT_IN_LINE)} · "
+        f"{relative(task.created_at)}"
+    )
+
+
+def task_choice_name(task: Task) -> str:
+    """An autocomplete choice: shown verbatim, so no Markdown escapes; at most 100 long."""
+    return f"{task.id} · {state_label(task)} · {one_line(task.prompt, PROMPT_IN_LINE)}"[:100]
+
+
+def your_tasks_embed(page: Page) -> discord.Embed:
+    """`/sora status`: the member's videos in progress and the latest finished ones."""
+    embed = discord.Embed(title="Your videos", colour=INFO)
+    if not page.tasks:
+        embed.description = "You haven't made any videos here yet. Try `/sora text`."
+        return embed
+    active = [t for t in page.tasks if not t.state.is_terminal]
+    recent = [t for t in page.tasks if t.state.is_terminal]
+    embed.add_field(
+        name="In progress",
+        value=_fitting([task_line(t) for t in active]) or "nothing right now",
+        inline=False,
+    )
+    if recent:
+        embed.add_field(
+            name="Recent", value=_fitting([task_line(t) for t in recent[:5]]), inline=False
+        )
+    embed.set_footer(text="/sora status <task> for details · /sora history for all")
+    return embed
+
+
+def _fitting(lines: list[str], limit: int = FIELD_MAX) -> str:
+    """`lines`, one a line, as many as fit in an embed field; then how many more."""
+    shown = "\n".join(lines)
+    if len(shown) <= limit:
+        return shown
+    kept: list[str] = []
+    for count, line in enumerate(lines):
+        more = f"… and {len(lines) - count} more in `/sora history`"
+        if len("\n".join([*kept, line, more])) > limit:
+            return "\n".join([*kept, more])
+        kept.append(line)
+    return "\n".join(kept)  # not reached: the whole list did not fit
+
+
+def history_embed(result: Page, page: int, *, other: str | None = None) -> discord.Embed:
+    """`/sora history`: one page of the member's videos (or `other`'s, for a moderator)."""
+    whose = "Your" if other is None else f"{other}'s"
+    embed = discord.Embed(title=f"{whose} videos", colour=INFO)
+    if result.total == 0:
+        embed.description = "No videos yet."
+    elif not result.tasks:
+        embed.description = f"There are only {result.pages} page(s)."
+    else:
+        embed.description = "\n".join(task_line(t) for t in result.tasks)
+    embed.set_footer(
+        text=f"Page {min(page, result.pages)} of {result.pages} · {result.total} video(s)"
+    )
+    return embed
+
+
+# Quota and settings
+
+
+def _used(used: int, limit: int | None) -> str:
+    if limit is None:
+        return f"{used} used (no personal limit)"
+    return f"{used} of {limit} used · **{max(0, limit - used)} left**"
+
+
+def quota_embed(status: QuotaStatus, member: discord.abc.User) -> discord.Embed:
+    """`/sora quota show`: the server's and the member's use against the limits."""
+    limits = status.limits
+    embed = discord.Embed(title="Video quota", colour=INFO)
+    if not limits.generation_enabled:
+        embed.description = "Video generation is **off** in this server."
+    else:
+        embed.description = f"Limits count **{limits.unit.value}**. Periods reset at midnight UTC."
+    day_resets = f"resets {relative(status.day_resets_at)}"
+    embed.add_field(
+        name="Server today",
+        value=f"{_used(status.guild_used_today, limits.daily)}\n{day_resets}",
+        inline=True,
+    )
+    embed.add_field(
+        name="Server this month",
+        value=(
+            f"{_used(status.guild_used_month, limits.monthly)}\n"
+            f"resets {relative(status.month_resets_at)}"
+        ),
+        inline=True,
+    )
+    embed.add_field(
+        name=f"{member.display_name} today",
+        value=f"{_used(status.user_used_today, limits.user_daily)}\n{day_resets}",
+        inline=False,
+    )
+    return embed
+
+
+def _limit_line(name: str, before: int | None, after: int | None) -> str:
+    def show(value: int | None) -> str:
+        if value is None:
+            return "none"
+        return "off (0)" if value == 0 else str(value)
+
+    if before == after:
+        return f"**{name}**: {show(after)}"
+    return f"**{name}**: {show(before)} → **{show(after)}** ✏️"
+
+
+def quota_change_embed(before: EffectiveLimits, after: EffectiveLimits) -> discord.Embed:
+    """`/sora quota set`: each limit before and after, changes marked."""
+    lines = [
+        _limit_line("Daily (server)", before.daily, after.daily),
+        _limit_line("Monthly (server)", before.monthly, after.monthly),
+        _limit_line("Daily (per member)", before.user_daily, after.user_daily),
+        f"**Unit**: {before.unit.value}"
+        + ("" if before.unit == after.unit else f" → **{after.unit.value}**"),
+    ]
+    embed = discord.Embed(title="Quota updated", colour=INFO, description="\n".join(lines))
+    if not after.generation_enabled:
+        embed.set_footer(text="A limit of 0 turns video generation off in this server.")
+    return embed
+
+
+def usage_cleared_line(mention: str, videos: int, seconds: int, after: QuotaStatus) -> str:
+    """`/sora quota reset-user`: what was cleared, and what still counts."""
+    if videos == 0 and seconds == 0:
+        message = f"{mention} has no finished videos today: nothing to clear."
+    else:
+        message = (
+            f"Cleared {mention}'s usage for today ({videos} video(s), "
+            f"{seconds} s). The server's own totals are unchanged. Recorded in the ledger."
+        )
+    if after.user_used_today:
+        amount = (
+            f"{after.user_used_today} video(s)"
+            if after.limits.unit is QuotaUnit.VIDEOS
+            else f"{after.user_used_today} s of video"
+        )
+        message += (
+            f" {amount} still being made keep counting until they finish "
+            "(a failed one is refunded then)."
+        )
+    return message
+
+
+def channel_list(channel_ids: frozenset[int]) -> str:
+    return ", ".join(f"<#{c}>" for c in sorted(channel_ids))

@@ -1,0 +1,85 @@
+"""Rows to domain objects and back: the one place that knows the tables' column shapes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from bot.domain import (
+    Aspect,
+    GenerationOptions,
+    Mode,
+    NotifyState,
+    Quality,
+    QuotaLimits,
+    QuotaUnit,
+    Task,
+    TaskState,
+)
+from bot.store.sqlite.connection import dt
+
+
+def options_json(options: GenerationOptions) -> str:
+    return json.dumps(
+        {
+            "aspect": options.aspect.value,
+            "duration_seconds": options.duration_seconds,
+            "quality": options.quality.value,
+        }
+    )
+
+
+def options_from(text: str) -> GenerationOptions:
+    raw = json.loads(text)
+    return GenerationOptions(
+        aspect=Aspect(raw["aspect"]),
+        duration_seconds=int(raw["duration_seconds"]),
+        quality=Quality(raw["quality"]),
+    )
+
+
+def task_from(row: sqlite3.Row) -> Task:
+    created_at = dt(row["created_at"])
+    updated_at = dt(row["updated_at"])
+    assert created_at is not None and updated_at is not None
+    return Task(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        user_id=row["user_id"],
+        provider=row["provider"],
+        mode=Mode(row["mode"]),
+        prompt=row["prompt"],
+        options=options_from(row["options_json"]),
+        state=TaskState(row["state"]),
+        created_at=created_at,
+        updated_at=updated_at,
+        image_url=row["image_url"],
+        provider_task_id=row["provider_task_id"],
+        progress=row["progress"],
+        result_url=row["result_url"],
+        thumbnail_url=row["thumbnail_url"],
+        failure_code=row["failure_code"],
+        failure_reason=row["failure_reason"],
+        cost_videos=row["cost_videos"],
+        cost_seconds=row["cost_seconds"],
+        completed_at=dt(row["completed_at"]),
+        next_check_at=dt(row["next_check_at"]),
+        notify_state=NotifyState(row["notify_state"]),
+        result_message_id=row["result_message_id"],
+        callback_token=row["callback_token"],
+        upload_limit=row["upload_limit"],
+    )
+
+
+def limits_from(row: sqlite3.Row | None) -> QuotaLimits:
+    """A guild's own limits from its `guild_settings` row (none: all defaults)."""
+    if row is None:
+        return QuotaLimits()
+    unit = row["quota_unit"]
+    return QuotaLimits(
+        daily=row["daily_limit"],
+        monthly=row["monthly_limit"],
+        user_daily=row["user_daily_limit"],
+        unit=None if unit is None else QuotaUnit(unit),
+    )

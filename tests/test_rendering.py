@@ -1,0 +1,248 @@
+"""Fast checks of every embed and message a task produces (bot/discord/rendering.py):
+the fields each must show, and Discord's limits at the worst case (the longest prompt,
+made of nothing but characters that need escaping)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import discord
+import pytest
+
+from bot.discord import rendering
+from bot.domain import (
+    Aspect,
+    EffectiveLimits,
+    GenerationOptions,
+    Mode,
+    Quality,
+    QuotaStatus,
+    QuotaUnit,
+    Task,
+    TaskState,
+)
+from bot.service import SubmitResult
+from bot.store import Page
+from bot.wording import one_line
+
+T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+DISCORD_PROMPT_MAX = 6000
+WORST_PROMPTS = {
+    "plain": "a fox " * 1000,
+    "all escapes": "*_[]<>#`|~\\" * 600,  # every character doubles when escaped
+    "mentions": "@everyone @here " * 400,
+    "lines and bidi": "line\n\u202eevil\u202c " * 500,
+}
+USER = SimpleNamespace(
+    display_name="a" * 32, display_avatar=SimpleNamespace(url="https://cdn/a.png")
+)
+
+
+def make_task(**changes: Any) -> Task:
+    task = Task(
+        id="K7M3QX",
+        guild_id=1,
+        channel_id=2,
+        user_id=3,
+        provider="demo",
+        mode=Mode.TEXT,
+        prompt="a red fox in snow",
+        options=GenerationOptions(Aspect.PORTRAIT, 12, Quality.HIGH),
+        state=TaskState.SUCCEEDED,
+        created_at=T0,
+        updated_at=T0,
+        completed_at=T0 + timedelta(seconds=75),
+    )
+    return replace(task, **changes)
+
+
+def quota(unit: QuotaUnit = QuotaUnit.VIDEOS, user_daily: int | None = 5) -> QuotaStatus:
+    limits = EffectiveLimits(daily=20, monthly=300, user_daily=user_daily, unit=unit)
+    return QuotaStatus(limits, 3, 7, 2, T0 + timedelta(hours=5), T0 + timedelta(days=20))
+
+
+def within_limits(embed: discord.Embed) -> None:
+    """Discord's embed limits (https://discord.com/developers/docs/resources/message)."""
+    assert len(embed.title or "") <= 256
+    assert len(embed.description or "") <= 4096
+    assert len(embed.fields) <= 25
+    for item in embed.fields:
+        assert 0 < len(item.name or "") <= 256 and 0 < len(item.value or "") <= 1024
+    assert len(embed.footer.text or "") <= 2048
+    assert len(embed.author.name or "") <= 256
+    assert len(embed) <= 6000
+
+
+def fields(embed: discord.Embed) -> dict[str, str]:
+    return {item.name or "": item.value or "" for item in embed.fields}
+
+
+def every_task_shape() -> list[Task]:
+    return [
+        make_task(prompt=prompt, state=state, progress=99, failure_code="content_policy")
+        for prompt in WORST_PROMPTS.values()
+        for state in TaskState
+    ]
+
+
+def test_the_longest_prompts_are_cut_escaped_and_on_one_line() -> None:
+    for prompt in WORST_PROMPTS.values():
+        assert len(prompt) >= DISCORD_PROMPT_MAX - 1000
+        shown = rendering.short_prompt(prompt, 1000)
+        assert len(shown) <= 1000 and shown.endswith("…") and "\n" not in shown
+        assert "\u202e" not in shown and "@everyone" not in shown
+    assert rendering.short_prompt("[a](https://x) # hi", 100) == r"\[a\](https://x) \# hi"
+
+
+def test_submission_card_shows_task_options_wait_and_quota() -> None:
+    task = make_task()
+    result = SubmitResult(task, ("Duration set to 8 s",), quota(), T0 + timedelta(minutes=3))
+    embed = rendering.submission_embed(result, USER, "Demo", 170.0)  # type: ignore[arg-type]
+    shown = fields(embed)
+    assert embed.title == "🎬 Your video is on its way"
+    assert embed.description == "> a red fox in snow"
+    assert shown["Options"] == "portrait · 12 s · high" and shown["Task"] == "`K7M3QX`"
+    assert shown["Expected"] == f"{rendering.relative(result.expected_ready_at)} (about 3 minutes)"
+    assert shown["Quota left today"].startswith("you: **3** videos · server: **17** videos")
+    assert shown["Note"] == "Duration set to 8 s"
+    assert embed.author.name == USER.display_name and "Demo" in (embed.footer.text or "")
+    no_personal = SubmitResult(task, (), quota(user_daily=None), result.expected_ready_at)
+    value = fields(rendering.submission_embed(no_personal, USER, "Demo", 30))["Quota left today"]  # type: ignore[arg-type]
+    assert value.startswith("server: ")
+    for task in every_task_shape():
+        result = SubmitResult(task, ("a note",) * 5, quota(), T0)
+        within_limits(rendering.submission_embed(result, USER, "Demo", 170.0))  # type: ignore[arg-type]
+
+
+def test_progress_card_shows_state_options_and_the_task_footer() -> None:
+    embed = rendering.progress_embed(make_task(state=TaskState.RUNNING, progress=40))
+    assert embed.title == "🎬 🎬 Generating 40%"  # (the label brings its own emoji)
+    assert fields(embed) == {"Options": "portrait · 12 s · high"}
+    assert embed.footer.text == "Task K7M3QX · I'll post the video here when it's ready."
+    for task in every_task_shape():
+        within_limits(rendering.progress_embed(task))
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_result_post_links_or_explains_the_video(direct: bool) -> None:
+    task = make_task()
+    content, embed = rendering.result_post(
+        task, provider_name="Demo", link="https://cdn.example/v.mp4", direct=direct
+    )
+    assert content.startswith("<@3> your video is ready") and content.endswith("!")
+    assert ("(I couldn't post in <#2>)" in content) is direct
+    shown = fields(embed)
+    assert shown["Model"] == "Demo · high" and shown["Took"] == "1 min 15 s"
+    assert shown["Video"] == "[Open the video](https://cdn.example/v.mp4)"
+    assert embed.footer.text == rendering.footer_for(task) == "Task K7M3QX"
+    assert rendering.video_link(embed) == "https://cdn.example/v.mp4"
+    _, explained = rendering.result_post(task, provider_name="Demo", problem=rendering.NO_FILE)
+    assert fields(explained)["Video"] == rendering.NO_FILE
+    assert rendering.video_link(explained) is None
+    for task in every_task_shape():
+        for problem in (rendering.too_large(10**10), rendering.UNSAFE_ADDRESS, None):
+            _, embed = rendering.result_post(
+                task, provider_name="D" * 100, link="https://x/" + "v" * 900, problem=problem
+            )
+            within_limits(embed)
+
+
+def test_failure_post_says_why_refunds_and_suggests() -> None:
+    content, embed = rendering.failure_post(
+        make_task(state=TaskState.FAILED, failure_code="content_policy")
+    )
+    assert content == "<@3> sorry." and embed.title == "❌ Your video couldn't be made"
+    assert "content policy" in (embed.description or "")
+    assert "**Your quota was refunded.**" in (embed.description or "")
+    assert set(fields(embed)) == {"Prompt", "Options"}
+    content, _ = rendering.failure_post(make_task(state=TaskState.EXPIRED), direct=True)
+    assert content == "<@3> sorry (I couldn't post in <#2>)."
+    for task in every_task_shape():
+        within_limits(rendering.failure_post(task)[1])
+
+
+def test_outcome_lines_point_at_the_result() -> None:
+    done, failed = make_task(), make_task(state=TaskState.FAILED)
+    assert rendering.posted_line(done, "https://j") == "✅ Your video is ready: https://j"
+    assert rendering.posted_line(failed, "https://j") == "❌ It didn't work out: https://j"
+    assert "in a DM" in rendering.direct_messaged_line(done)
+    assert "`/sora status K7M3QX`" in rendering.undeliverable_line(done)
+    assert rendering.deleted_line(done) == "Deleted the video for task `K7M3QX`."
+    assert rendering.request_failed("<@3>") == "<@3>'s request didn't go through."
+
+
+def test_task_detail_shows_what_happened() -> None:
+    embed = rendering.task_embed(make_task(result_url="https://cdn.example/v.mp4"))
+    shown = fields(embed)
+    assert embed.title == "Task K7M3QX · ✅ Done"
+    assert {"Mode", "Options", "Requested by", "Started", "Finished", "Video"} <= set(shown)
+    assert "What happened" not in shown
+    failed = fields(rendering.task_embed(make_task(state=TaskState.FAILED, failure_code="expired")))
+    assert "Video" not in failed and "refunded" in failed["What happened"]
+    running = fields(rendering.task_embed(make_task(state=TaskState.RUNNING, completed_at=None)))
+    assert "Finished" not in running
+    for task in every_task_shape():
+        within_limits(rendering.task_embed(replace(task, result_url="https://x/" + "v" * 900)))
+
+
+def test_task_lines_and_choices_stay_short() -> None:
+    for task in every_task_shape():
+        line = rendering.task_line(task)
+        assert line.startswith("`K7M3QX` ") and "\n" not in line and len(line) <= 130
+        choice = rendering.task_choice_name(task)
+        assert choice.startswith("K7M3QX · ") and len(choice) <= 100
+        assert one_line(task.prompt)[:5] in choice  # verbatim: a choice shows no Markdown
+
+
+def test_your_tasks_lists_work_in_progress_and_recent_within_a_field() -> None:
+    empty = rendering.your_tasks_embed(Page([], 0, 1, 10))
+    assert "haven't made any videos" in (empty.description or "") and not empty.fields
+    # The worst page: ten unfinished tasks with the longest label and prompt.
+    waiting = make_task(state=TaskState.SUBMITTED, prompt=WORST_PROMPTS["all escapes"])
+    embed = rendering.your_tasks_embed(Page([waiting] * 10, 10, 1, 10))
+    within_limits(embed)
+    assert fields(embed)["In progress"].endswith("more in `/sora history`")
+    mixed = rendering.your_tasks_embed(Page([make_task(), waiting], 2, 1, 10))
+    assert set(fields(mixed)) == {"In progress", "Recent"}
+    assert (mixed.footer.text or "").startswith("/sora status <task>")
+    done = fields(rendering.your_tasks_embed(Page([make_task()], 1, 1, 10)))
+    assert done["In progress"] == "nothing right now"
+
+
+def test_history_pages() -> None:
+    tasks = [make_task(prompt=WORST_PROMPTS["all escapes"])] * 10
+    embed = rendering.history_embed(Page(tasks, 25, 1, 10), 1)
+    assert embed.title == "Your videos" and embed.footer.text == "Page 1 of 3 · 25 video(s)"
+    within_limits(embed)
+    theirs = rendering.history_embed(Page([], 25, 9, 10), 9, other="bob")
+    assert theirs.title == "bob's videos" and theirs.description == "There are only 3 page(s)."
+    assert theirs.footer.text == "Page 3 of 3 · 25 video(s)"
+    assert rendering.history_embed(Page([], 0, 1, 10), 1).description == "No videos yet."
+
+
+def test_quota_embeds() -> None:
+    embed = rendering.quota_embed(quota(), USER)  # type: ignore[arg-type]
+    shown = fields(embed)
+    assert shown["Server today"].startswith("3 of 20 used · **17 left**")
+    assert shown["Server this month"].startswith("7 of 300 used")
+    assert shown[f"{USER.display_name} today"].startswith("2 of 5 used")
+    within_limits(embed)
+    off = EffectiveLimits(daily=0, monthly=300, user_daily=None, unit=QuotaUnit.SECONDS)
+    before = quota().limits
+    change = rendering.quota_change_embed(before, off)
+    assert "**Daily (server)**: 20 → **off (0)** ✏️" in (change.description or "")
+    assert "**Daily (per member)**: 5 → **none** ✏️" in (change.description or "")
+    assert "**Unit**: videos → **seconds**" in (change.description or "")
+    assert change.footer.text and "turns video generation off" in change.footer.text
+    assert "✏️" not in (rendering.quota_change_embed(before, before).description or "")
+    cleared = rendering.usage_cleared_line("<@3>", 2, 24, quota())
+    assert cleared.startswith("Cleared <@3>'s usage") and "2 video(s) still being made" in cleared
+    assert "nothing to clear" in rendering.usage_cleared_line("<@3>", 0, 0, quota())
+
+
+def test_timestamps_and_channel_lists() -> None:
+    assert rendering.relative(T0) == f"<t:{int(T0.timestamp())}:R>"
+    assert rendering.channel_list(frozenset({3, 1})) == "<#1>, <#3>"
