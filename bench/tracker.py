@@ -390,11 +390,11 @@ async def child(spec: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     import bot.discord.app  # noqa: F401  (the bot's whole import footprint counts in its memory)
     from bot.__main__ import make_http_client
-    from bot.fetch import MediaPolicy
     from bot.metrics import Metrics
     from bot.providers.apixo import ApixoProvider
     from bot.providers.http import ProviderHTTP
     from bot.tracker import Tracker
+    from bot.url_policy import MediaPolicy
     from bot.webhooks import WebhookServer
 
     config = next(c for c in CONFIGS if c.key == spec["config"])

@@ -22,13 +22,14 @@ import httpx
 from bot.discord.app import SoraBot
 from bot.domain import Aspect, Quality
 from bot.errors import ConfigurationError
-from bot.fetch import Fetcher, MediaPolicy
+from bot.fetch import Fetcher
 from bot.generate import GenerateArgs, generate, is_url
 from bot.logging_setup import setup_logging
 from bot.media import serving_files
 from bot.providers.registry import PROVIDERS, build_provider
 from bot.settings import Settings, load_settings, redact_url
 from bot.store import create_store
+from bot.url_policy import MediaPolicy
 
 log = logging.getLogger("bot")
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 
-def _when(moment: datetime) -> str:
-    """A Discord timestamp: every reader sees it in their own time zone."""
+def relative_time(moment: datetime) -> str:
+    """A Discord timestamp ("in 5 minutes"): every reader sees it in their own time zone.
+
+    The one copy: error sentences carry it (a quota's reset), and `bot.discord.rendering`
+    uses it for everything else. It lives here, at the bottom of the imports, because an
+    error is worded where it is raised."""
     return f"<t:{int(moment.timestamp())}:R>"
 
 
@@ -42,7 +46,7 @@ class QuotaExceededError(BotError):
     ) -> None:
         who = "You have used your" if mine else "This server has used its"
         super().__init__(
-            f"{who} {limit} {unit} for {period}. It resets {_when(resets_at)}; "
+            f"{who} {limit} {unit} for {period}. It resets {relative_time(resets_at)}; "
             "nothing was charged for this request."
         )
         self.resets_at = resets_at

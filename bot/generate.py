@@ -31,8 +31,6 @@ from bot.fetch import (
     IMAGE_DEADLINE_SECONDS,
     MAX_VIDEO_BYTES,
     Fetcher,
-    MediaFetchError,
-    MediaPolicy,
     Spooled,
     looks_like_video,
 )
@@ -46,6 +44,7 @@ from bot.providers.base import (
     VideoProvider,
     plan_options,
 )
+from bot.url_policy import MediaFetchError, MediaPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 MAX_CONSECUTIVE_CHECK_FAILURES = 6

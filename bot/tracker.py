@@ -37,7 +37,6 @@ from bot.errors import (
     RateLimitedError,
     UnknownProviderTaskError,
 )
-from bot.fetch import MediaFetchError, MediaPolicy, MediaUnresolvableError
 from bot.metrics import Metrics
 from bot.providers.base import (
     FailureCode,
@@ -47,6 +46,7 @@ from bot.providers.base import (
 )
 from bot.schedule import Schedule
 from bot.store import Store
+from bot.url_policy import MediaFetchError, MediaPolicy, MediaUnresolvableError
 
 log = logging.getLogger(__name__)
 

@@ -19,20 +19,19 @@ from aiohttp import web
 
 from bot.discord.notifier import Notifier
 from bot.errors import ProviderError, ProviderUnavailableError
-from bot.fetch import (
-    Fetcher,
+from bot.fetch import Fetcher, looks_like_video
+from bot.media import MediaHost, serving_files
+from bot.providers.base import Media, ProviderState
+from bot.providers.http import ProviderHTTP
+from bot.providers.openai import OpenAIProvider
+from bot.url_policy import (
     MediaPolicy,
     MediaTimeoutError,
     MediaTooLargeError,
     MediaUnavailableError,
     MediaUnresolvableError,
     UnsafeMediaURLError,
-    looks_like_video,
 )
-from bot.media import MediaHost, serving_files
-from bot.providers.base import Media, ProviderState
-from bot.providers.http import ProviderHTTP
-from bot.providers.openai import OpenAIProvider
 from tests.fakes.providers import FakeOpenAI
 from tests.fakes.providers.base import DEFAULT_MP4
 from tests.helpers import fast_http

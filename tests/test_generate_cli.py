@@ -15,13 +15,14 @@ import pytest
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
 from bot.errors import ProviderBusyError
-from bot.fetch import Fetcher, MediaPolicy
+from bot.fetch import Fetcher
 from bot.generate import EXIT_OK, GenerateArgs, generate
 from bot.providers.base import GenerationRequest
 from bot.providers.demo import demo_video
 from bot.providers.http import ProviderHTTP
 from bot.providers.limits import TaskCap
 from bot.providers.ulazai import UlazAIProvider
+from bot.url_policy import MediaPolicy
 from tests.fakes.providers import FakeApixo, FakeOpenAI, FakeSoraVideo, FakeUlazAI, make_png
 from tests.fakes.providers.base import Fault, ProviderRequest, Reply, format_retry_after
 

@@ -12,7 +12,7 @@ from bot.domain import Task
 from bot.errors import BotError, MissingPermissionError, TaskNotFoundError
 from bot.service import SoraService
 from bot.store import Page
-from tests.test_rendering import make_task
+from tests.discord.test_rendering import make_task
 
 GUILD, OWNER, OTHER = 1, 3, 4
 

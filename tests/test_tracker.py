@@ -19,7 +19,6 @@ from bot.domain import (
     TaskState,
 )
 from bot.errors import ProviderUnavailableError, RateLimitedError
-from bot.fetch import MediaPolicy
 from bot.providers.base import (
     Capabilities,
     GenerationRequest,
@@ -32,6 +31,7 @@ from bot.providers.demo import DemoProvider
 from bot.schedule import Schedule
 from bot.store import SqliteStore
 from bot.tracker import Tracker
+from bot.url_policy import MediaPolicy
 from tests.clock import FakeClock
 
 LIMITS = EffectiveLimits(100, 100, None, QuotaUnit.VIDEOS)

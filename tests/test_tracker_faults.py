@@ -13,11 +13,11 @@ import pytest
 
 from bot.domain import NotifyState, Settle, Task, TaskState, TaskUpdate
 from bot.errors import ProviderUnavailableError, RateLimitedError
-from bot.fetch import MediaPolicy
 from bot.providers.base import ProviderState, ProviderStatus
 from bot.schedule import Schedule
 from bot.store import SqliteStore
 from bot.tracker import MAX_RETRY_AFTER_SECONDS, REDELIVER_EVERY, Tracker
+from bot.url_policy import MediaPolicy
 from tests.clock import FakeClock
 from tests.test_tracker import Recorder, Scripted, submitted
 

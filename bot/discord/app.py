@@ -24,7 +24,7 @@ from discord.ext import commands
 
 from bot.discord.command_tree import SoraCommandTree
 from bot.discord.notifier import Notifier
-from bot.fetch import Fetcher, MediaPolicy
+from bot.fetch import Fetcher
 from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.providers.base import VideoProvider
@@ -34,6 +34,7 @@ from bot.service import SoraService
 from bot.settings import Settings
 from bot.store import Store
 from bot.tracker import Tracker
+from bot.url_policy import MediaPolicy
 from bot.webhooks import WebhookServer
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ The notifier, the components and the cogs call these; none builds an embed itsel
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 import discord
 
 from bot.domain import EffectiveLimits, QuotaStatus, QuotaUnit, Task, TaskState
+from bot.errors import relative_time
 from bot.service import SubmitResult
 from bot.store import Page
 from bot.wording import (
@@ -98,10 +98,7 @@ def short_prompt(prompt: str, limit: int = 60) -> str:
     return best
 
 
-def relative(moment: datetime) -> str:
-    """A Discord timestamp ("in 5 minutes"), shown in each reader's own time zone."""
-    return f"<t:{int(moment.timestamp())}:R>"
-
+relative = relative_time  # a Discord timestamp ("in 5 minutes"), in each reader's time zone
 
 def quoted_prompt(task: Task) -> str:
     return f"> {short_prompt(task.prompt, PROMPT_SHOWN)}"

@@ -20,17 +20,15 @@ import discord
 from bot.discord.rendering import NO_FILE, NOT_A_VIDEO, UNSAFE_ADDRESS, too_large
 from bot.domain import Task
 from bot.errors import ProviderError
-from bot.fetch import (
-    Fetcher,
+from bot.fetch import Fetcher, Spooled, looks_like_video
+from bot.media import MediaHost
+from bot.providers.base import Media, ProviderState, ProviderStatus, VideoProvider
+from bot.url_policy import (
     MediaFetchError,
     MediaTooLargeError,
     MediaUnresolvableError,
-    Spooled,
     UnsafeMediaURLError,
-    looks_like_video,
 )
-from bot.media import MediaHost
-from bot.providers.base import Media, ProviderState, ProviderStatus, VideoProvider
 
 log = logging.getLogger(__name__)
 

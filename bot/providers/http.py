@@ -22,7 +22,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -44,16 +43,8 @@ from bot.errors import (
     RateLimitedError,
     UnknownProviderTaskError,
 )
-from bot.fetch import (
-    MAX_VIDEO_BYTES,
-    VIDEO_DEADLINE_SECONDS,
-    Fetcher,
-    MediaFetchError,
-    MediaPolicy,
-    MediaTimeoutError,
-    MediaUnavailableError,
-    Spooled,
-)
+from bot.fetch import MAX_VIDEO_BYTES, VIDEO_DEADLINE_SECONDS, Fetcher, Spooled, retry_after_seconds
+from bot.url_policy import MediaFetchError, MediaPolicy, MediaTimeoutError, MediaUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +78,6 @@ class RequestRateLimiter:
                     self._tokens -= 1
                     return
                 await asyncio.sleep((1 - self._tokens) / self._rate)
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def looks_like_content_policy(text: str) -> bool:

@@ -23,7 +23,6 @@ import pytest
 
 from bot.domain import GenerationOptions, Mode, NewTask, Settle, Task, TaskState, TaskUpdate
 from bot.errors import ProviderBusyError, UnknownProviderTaskError
-from bot.fetch import MediaPolicy
 from bot.providers.apixo import ApixoProvider
 from bot.providers.base import (
     Capabilities,
@@ -38,6 +37,7 @@ from bot.providers.limits import RECORD_GRACE_SECONDS, TaskCap
 from bot.schedule import Schedule
 from bot.store import SqliteStore
 from bot.tracker import Tracker
+from bot.url_policy import MediaPolicy
 from tests.clock import FakeClock
 from tests.conftest import running_world
 from tests.fakes import FakeDiscord

@@ -16,7 +16,7 @@ from bot.discord.components import (
     TaskButton,
     result_view,
 )
-from tests.test_rendering import make_task
+from tests.discord.test_rendering import make_task
 
 TASK = "K7M3QX"
 MALFORMED = [
