@@ -315,6 +315,8 @@ def check_quota(status: QuotaStatus, cost: int) -> None:
             unit=unit,
             period="today",
             resets_at=status.day_resets_at,
+            cost=cost,
+            remaining=max(0, limits.user_daily - status.user_used_today),
         )
     if status.guild_used_today + cost > limits.daily:
         raise QuotaExceededError(
@@ -323,6 +325,8 @@ def check_quota(status: QuotaStatus, cost: int) -> None:
             unit=unit,
             period="today",
             resets_at=status.day_resets_at,
+            cost=cost,
+            remaining=max(0, limits.daily - status.guild_used_today),
         )
     if status.guild_used_month + cost > limits.monthly:
         raise QuotaExceededError(
@@ -331,6 +335,8 @@ def check_quota(status: QuotaStatus, cost: int) -> None:
             unit=unit,
             period="this month",
             resets_at=status.month_resets_at,
+            cost=cost,
+            remaining=max(0, limits.monthly - status.guild_used_month),
         )
 
 

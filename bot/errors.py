@@ -41,15 +41,43 @@ class InvalidInputError(BotError):
 
 
 class QuotaExceededError(BotError):
+    """A request that does not fit a quota. `cost` (what was asked) and `remaining` (what
+    is left of `limit`) are optional, so older callers still work; in seconds they let the
+    sentence say what was asked and suggest a shorter video."""
+
     def __init__(
-        self, *, mine: bool, limit: int, unit: str, period: str, resets_at: datetime
+        self,
+        *,
+        mine: bool,
+        limit: int,
+        unit: str,
+        period: str,
+        resets_at: datetime,
+        cost: int | None = None,
+        remaining: int | None = None,
     ) -> None:
-        who = "You have used your" if mine else "This server has used its"
-        super().__init__(
-            f"{who} {limit} {unit} for {period}. It resets {relative_time(resets_at)}; "
-            "nothing was charged for this request."
-        )
+        when = f"It resets {relative_time(resets_at)}; nothing was charged for this request."
+        span = "today's" if period == "today" else f"{period}'s"
+        whose = f"{span} {limit} s" if mine else f"the server's {limit} s for {period}"
+        if unit == "seconds" and cost is not None and remaining is not None and remaining > 0:
+            are = "is" if remaining == 1 else "are"
+            message = (
+                f"You asked for {cost} s; {remaining} s of {whose} {are} left. "
+                f"Try a shorter video. {when}"
+            )
+        else:
+            who = "You have used your" if mine else "This server has used its"
+            message = f"{who} {_count(limit, unit)} for {period}. {when}"
+        super().__init__(message)
         self.resets_at = resets_at
+        self.cost = cost
+        self.remaining = remaining
+
+
+def _count(amount: int, unit: str) -> str:
+    """ "1 video", "2 videos", "1 second", "10 seconds"."""
+    singular = unit[:-1] if unit.endswith("s") else unit
+    return f"{amount} {singular if amount == 1 else unit}"
 
 
 class GenerationDisabledError(BotError):
@@ -196,10 +224,19 @@ class ChannelNotAllowedError(BotError):
 class BotChannelPermissionError(BotError):
     def __init__(self, missing: list[str]) -> None:
         super().__init__(
-            "I can't deliver videos in this channel: I'm missing the "
-            + ", ".join(f"**{m}**" for m in missing)
-            + " permission. Ask a moderator to give me it, or use another channel."
+            f"I need the {permission_phrase(missing)} in this channel to deliver videos. "
+            "Ask a moderator to give me "
+            + ("it" if len(missing) == 1 else "them")
+            + ", or use another channel."
         )
+        self.missing = list(missing)
+
+
+def permission_phrase(names: list[str]) -> str:
+    """ "**Send Messages** permission", "**Send Messages** and **Attach Files** permissions"."""
+    bold = [f"**{n}**" for n in names]
+    joined = bold[0] if len(bold) == 1 else ", ".join(bold[:-1]) + " and " + bold[-1]
+    return f"{joined} permission" + ("" if len(bold) == 1 else "s")
 
 
 class DuplicateCallbackError(CallbackRejectedError):

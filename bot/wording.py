@@ -6,7 +6,7 @@ these words into the embeds and messages members see.
 
 from __future__ import annotations
 
-from bot.domain import GenerationOptions, Task, TaskState
+from bot.domain import GenerationOptions, Quality, Task, TaskState
 
 _BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
 
@@ -49,6 +49,26 @@ def failure_sentence(task: Task) -> str:
 
 def next_step(task: Task) -> str:
     return NEXT_STEPS.get(task.failure_code or "", NEXT_STEPS["provider_error"])
+
+
+MODEL_NAMES = {Quality.STANDARD: "Sora 2", Quality.HIGH: "Sora 2 Pro"}
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """ "1 video", "2 videos", "0 videos" (`words` for an irregular plural)."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
+
+
+def model_name(quality: Quality) -> str:
+    """What members call the model: "Sora 2" (standard) or "Sora 2 Pro" (high quality)."""
+    return MODEL_NAMES.get(quality, "Sora 2")
+
+
+def and_list(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def describe_options(options: GenerationOptions) -> str:

@@ -152,7 +152,7 @@ async def status(interaction: Interaction, task: str | None = None) -> None:
         found = await service.find_task(
             guild_id, interaction.user.id, task, moderator=is_moderator(interaction)
         )
-        await send_reply(interaction, embed=task_embed(found))
+        await send_reply(interaction, embed=task_embed(found, viewer_id=interaction.user.id))
         return
     page = await service.user_tasks(
         guild_id, interaction.user.id, page=1, page_size=STATUS_PAGE_SIZE

@@ -63,7 +63,7 @@ async def test_apixo_with_debug_logs_writes_video_and_never_shows_the_key(tmp_pa
         )
     assert code == 0, err
     assert (tmp_path / "fox.mp4").read_bytes() == fake.video_bytes
-    assert "so yours will be 12 seconds" in out
+    assert "so yours will be 12 s." in out
     assert fake.requests_for("create")[0].json["input"]["duration"] == 12
     assert fake.api_key not in out + err and "discord-secret-token-1" not in out + err
 

@@ -85,7 +85,24 @@ def test_seconds_count_the_requests_length() -> None:
     check_quota(seconds, cost)
     with pytest.raises(QuotaExceededError) as refused:
         check_quota(seconds, cost_of(GenerationOptions(duration_seconds=12), QuotaUnit.SECONDS))
+    assert refused.value.user_message.startswith(
+        "You asked for 12 s; 8 s of the server's 20 s for today are left. Try a shorter video."
+    )
+    assert (refused.value.cost, refused.value.remaining) == (12, 8)
+    mine = status(daily=100, user_daily=10, unit=QuotaUnit.SECONDS, today=0, month=0, mine=8)
+    with pytest.raises(QuotaExceededError) as refused:
+        check_quota(mine, 12)
+    assert refused.value.user_message.startswith(
+        "You asked for 12 s; 2 s of today's 10 s are left. Try a shorter video."
+    )
+    full = status(daily=20, user_daily=None, unit=QuotaUnit.SECONDS, today=20, month=20)
+    with pytest.raises(QuotaExceededError) as refused:
+        check_quota(full, 4)
     assert "used its 20 seconds for today" in refused.value.user_message
+    one = status(daily=1, user_daily=None, today=1, month=1)
+    with pytest.raises(QuotaExceededError) as refused:
+        check_quota(one, 1)
+    assert "used its 1 video for today" in refused.value.user_message
     assert cost_of(GenerationOptions(duration_seconds=12), QuotaUnit.VIDEOS) == 1
 
 

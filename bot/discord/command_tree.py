@@ -19,8 +19,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.discord.rendering import request_failed
-from bot.errors import BotError, GuildOnlyError
+from bot.errors import BotError, GuildOnlyError, permission_phrase
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +64,9 @@ async def send_reply(
     mentions = discord.AllowedMentions(users=[interaction.user], roles=False, everyone=False)
     if ephemeral and interaction.extras.pop(PUBLIC_DEFER, False):
         # The public "thinking" message can't turn private: the first followup would edit it
-        # in place. Close it with a neutral line, then tell the user privately why.
-        await interaction.edit_original_response(
-            content=request_failed(interaction.user.mention),
-            embed=None,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        # in place. Remove it, so no public trace of the refusal remains, then tell the
+        # user privately why (a followup after the deletion is a new, private message).
+        await interaction.delete_original_response()
     if interaction.response.is_done():
         if embed is None:
             await interaction.followup.send(
@@ -99,11 +95,11 @@ def describe_error(error: BaseException) -> str | None:
         case app_commands.NoPrivateMessage():
             return GuildOnlyError().user_message
         case app_commands.MissingPermissions():
-            names = ", ".join(PERMISSION_NAMES.get(p, p) for p in original.missing_permissions)
-            return f"Only members with the **{names}** permission can do that."
+            names = permission_phrase(_permission_names(original.missing_permissions))
+            return f"Only members with the {names} can do that."
         case app_commands.BotMissingPermissions():
-            names = ", ".join(PERMISSION_NAMES.get(p, p) for p in original.missing_permissions)
-            return f"I need the **{names}** permission in this channel to do that."
+            names = permission_phrase(_permission_names(original.missing_permissions))
+            return f"I need the {names} in this channel."
         case app_commands.CommandOnCooldown():
             return f"Slow down a little: try again in {original.retry_after:.0f} seconds."
         case app_commands.TransformerError():
@@ -115,6 +111,11 @@ def describe_error(error: BaseException) -> str | None:
             )
         case _:
             return None
+
+
+def _permission_names(missing: list[str]) -> list[str]:
+    """Discord's names for permissions ("send_messages" reads "Send Messages")."""
+    return [PERMISSION_NAMES.get(p, p.replace("_", " ").title()) for p in missing]
 
 
 class SoraCommandTree(app_commands.CommandTree[discord.Client]):

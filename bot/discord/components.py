@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import replace
 from typing import Any, ClassVar, Self
 
 import discord
@@ -34,6 +35,8 @@ from bot.discord.submission import (
     submit_and_announce,
 )
 from bot.domain import Mode, Task
+from bot.errors import BotError
+from bot.service import SubmitRequest
 
 TASK_ID = r"(?P<task>[0-9A-Z]{6})"
 REMIX_CHANGE_MAX = 1000
@@ -175,8 +178,57 @@ class RemixModal(discord.ui.Modal, title="Remix this video"):
             await report_error(interaction, exc)
 
 
+class RetryButton(
+    TaskButton, action="retry", label="Try again", emoji="✏️", style=discord.ButtonStyle.primary
+):
+    """On a failure post: opens the prompt for editing, then submits it with the failed
+    task's options (charged to whoever clicks, like Again). A prompt refused for content
+    is not shown publicly, so only its requester may open it."""
+
+    async def clicked(self, interaction: discord.Interaction[discord.Client]) -> None:
+        bot = bot_of(interaction)
+        source = await bot.service.task_to_repeat(
+            guild_id_of(interaction), interaction.user.id, self.task_id
+        )
+        if source.failure_code == "content_policy" and source.user_id != interaction.user.id:
+            raise BotError("Only the member who asked for this video can try it again.")
+        await interaction.response.send_modal(RetryModal(source))
+
+
+class RetryModal(discord.ui.Modal, title="Try again"):
+    """The failed prompt, ready to be edited; submitted like Again."""
+
+    prompt: discord.ui.TextInput[RetryModal] = discord.ui.TextInput(
+        label="Prompt",
+        style=discord.TextStyle.paragraph,
+        min_length=1,
+        max_length=4000,
+    )
+
+    def __init__(self, source: Task) -> None:
+        super().__init__(custom_id=f"sora:retry-form:{source.id}")
+        self.source = source
+        self.prompt.default = source.prompt[:4000]
+
+    async def on_submit(self, interaction: discord.Interaction[discord.Client]) -> None:
+        try:
+            bot = bot_of(interaction)
+            check_bot_can_deliver(interaction)
+            await submit_and_announce(bot, interaction, self.request(interaction))
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+    def request(self, interaction: discord.Interaction[discord.Client]) -> SubmitRequest:
+        return replace(repeat_request(interaction, self.source), prompt=self.prompt.value)
+
+
 # Registered by the video cog; a click on any of them is answered even after a restart.
-DYNAMIC_ITEMS: tuple[type[TaskButton], ...] = (AgainButton, DeleteButton, RemixButton)
+DYNAMIC_ITEMS: tuple[type[TaskButton], ...] = (
+    AgainButton,
+    DeleteButton,
+    RemixButton,
+    RetryButton,
+)
 
 
 def result_view(task: Task, *, remix: bool = False) -> discord.ui.View:
@@ -186,4 +238,14 @@ def result_view(task: Task, *, remix: bool = False) -> discord.ui.View:
     if remix:
         view.add_item(RemixButton(task.id))
     view.add_item(DeleteButton(task.id))
+    return view
+
+
+def failure_view(task: Task) -> discord.ui.View | None:
+    """Try again under a failure post where a retry makes sense (not when the service
+    account ran out of credits: only a moderator can fix that)."""
+    if task.failure_code == "insufficient_credits":
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(RetryButton(task.id))
     return view

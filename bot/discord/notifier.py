@@ -32,14 +32,14 @@ from typing import Any
 import discord
 import httpx
 
-from bot.discord.components import result_view
+from bot.discord.components import failure_view, result_view
 from bot.discord.rendering import (
+    card_sent_privately_line,
     direct_messaged_line,
-    failure_post,
     footer_for,
+    outcome_message,
     posted_line,
     progress_embed,
-    result_post,
     undeliverable_line,
     video_link,
 )
@@ -61,6 +61,17 @@ HISTORY_SCAN = 50
 
 def nonce_for(task: Task) -> str:
     return f"sora-{task.id}"  # <= 25 characters, the same on every attempt
+
+
+@dataclass
+class _Live:
+    """A task's interaction while its token lives: the member's private line (progress
+    shows there) and the id of the public "on its way" card, removed once the outcome
+    is out so the channel holds one message per video."""
+
+    interaction: discord.Interaction[discord.Client]
+    card_id: int | None = None
+    last_edit: float = 0.0
 
 
 @dataclass
@@ -99,7 +110,7 @@ class Notifier:
         self.retry_policy = retry_policy or RetryPolicy()
         # Every per-task map below is emptied when that task's delivery ends, whichever
         # way it ends (`tracked_tasks` shows what is held).
-        self._interactions: dict[str, tuple[discord.Interaction[discord.Client], float]] = {}
+        self._interactions: dict[str, _Live] = {}
         self._delivering: dict[str, _TaskLock] = {}
         self._retries: dict[str, Retry] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -140,39 +151,53 @@ class Notifier:
 
     # While the interaction token lives: keep the original response current
 
-    def remember(self, task_id: str, interaction: discord.Interaction[discord.Client]) -> None:
-        self._interactions[task_id] = (interaction, 0.0)
+    def remember(
+        self,
+        task_id: str,
+        interaction: discord.Interaction[discord.Client],
+        *,
+        card_id: int | None = None,
+    ) -> None:
+        """Keep `interaction` (whose original response is the member's private line) and
+        the public card `card_id` until the task's outcome is out."""
+        self._interactions[task_id] = _Live(interaction, card_id)
         if not self._closed:
             # A quick task can be delivered before it is announced; then no delivery is
-            # left to free this entry, so look once (after any delivery in progress).
+            # left to remove the card or free this entry, so look once (after any
+            # delivery in progress).
             self._spawn(self._forget_if_delivered(task_id), f"remember-{task_id}")
 
     async def _forget_if_delivered(self, task_id: str) -> None:
         async with self._locked(task_id):
             task = await self._store.get_task(task_id)
-            if task is None or task.notify_state not in (NotifyState.PENDING, NotifyState.POSTING):
+            if task is None:
                 self._interactions.pop(task_id, None)
+            elif task.notify_state not in (NotifyState.PENDING, NotifyState.POSTING):
+                direct = task.notify_state is NotifyState.DIRECT_MESSAGED
+                await self._close_response(task, None, direct=direct)
 
-    def _live(self, task: Task) -> discord.Interaction[discord.Client] | None:
+    def _live(self, task: Task) -> _Live | None:
         entry = self._interactions.get(task.id)
         if entry is None:
             return None
         if self._clock() - task.created_at > TOKEN_LIFETIME:
             self._interactions.pop(task.id, None)
             return None
-        return entry[0]
+        return entry
 
     async def progress(self, task: Task) -> None:
-        interaction = self._live(task)
-        if interaction is None:
+        """Show progress on the member's private line. The public card stays as it was
+        announced (it claims no progress), so a card the bot can no longer touch once
+        the token expires never says something stale about the video."""
+        entry = self._live(task)
+        if entry is None:
             return
-        last = self._interactions[task.id][1]
         now = time.monotonic()
-        if now - last < PROGRESS_EDIT_SECONDS:
+        if now - entry.last_edit < PROGRESS_EDIT_SECONDS:
             return
-        self._interactions[task.id] = (interaction, now)
+        entry.last_edit = now
         try:
-            await interaction.edit_original_response(embed=progress_embed(task))
+            await entry.interaction.edit_original_response(embed=progress_embed(task))
         except discord.HTTPException as exc:
             log.info("could not update the response for task %s: %s", task.id, exc)
             self._interactions.pop(task.id, None)
@@ -370,7 +395,7 @@ class Notifier:
         shown = await self._link_shown(message, composed=video_link(embed))
         await self._store.record_delivery(task.id, NotifyState.DIRECT_MESSAGED, message.id, shown)
         self._observed(task)
-        await self._close_response(task, direct_messaged_line(task))
+        await self._close_response(task, direct_messaged_line(task), direct=True)
         self._finished(task.id)
 
     async def _undeliverable(self, task: Task) -> None:
@@ -383,14 +408,32 @@ class Notifier:
         if task.completed_at is not None:
             self._metrics.observe_lag.observe((self._clock() - task.completed_at).total_seconds())
 
-    async def _close_response(self, task: Task, text: str) -> None:
-        """Point the "on its way" message at the outcome (while its token lives)."""
-        interaction = self._live(task)
+    async def _close_response(self, task: Task, text: str | None, *, direct: bool = False) -> None:
+        """The outcome is out (while the token lives): point the member's private line
+        at it (`text`) and remove the public card, so the channel holds one message per
+        video; after a DM the card instead says where the video went."""
+        entry = self._live(task)
         self._interactions.pop(task.id, None)
-        if interaction is None:
+        if entry is None:
             return
-        with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(content=text, embed=None)
+        interaction = entry.interaction
+        if text is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(content=text, embed=None)
+        if entry.card_id is None:
+            return
+        try:
+            if direct:
+                await interaction.followup.edit_message(
+                    entry.card_id,
+                    content=card_sent_privately_line(task),
+                    embed=None,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+            else:
+                await interaction.followup.delete_message(entry.card_id)
+        except discord.HTTPException as exc:
+            log.info("could not remove the card for task %s: %s", task.id, exc)
 
     async def _link_shown(self, message: discord.Message, *, composed: str | None) -> str | None:
         """The video link the delivered message shows, to be recorded with the delivery
@@ -461,10 +504,12 @@ class Notifier:
     ) -> tuple[str, discord.Embed, discord.File | None, discord.ui.View | None]:
         """(content, embed, file, buttons) for a task's outcome; no buttons in a DM."""
         if task.state is not TaskState.SUCCEEDED:
-            content, embed = failure_post(task, direct=direct)
-            return content, embed, None, None
+            content, embed = outcome_message(
+                task, provider_name=self._provider.display_name, direct=direct
+            )
+            return content, embed, None, None if direct else failure_view(task)
         file, link, problem = await self._video(task)
-        content, embed = result_post(
+        content, embed = outcome_message(
             task,
             provider_name=self._provider.display_name,
             link=link,

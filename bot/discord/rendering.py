@@ -13,15 +13,17 @@ import re
 
 import discord
 
-from bot.domain import EffectiveLimits, QuotaStatus, QuotaUnit, Task, TaskState
+from bot.domain import EffectiveLimits, NotifyState, QuotaStatus, QuotaUnit, Task, TaskState
 from bot.errors import relative_time
 from bot.service import SubmitResult
 from bot.store import Page
 from bot.wording import (
     describe_options,
     failure_sentence,
+    model_name,
     next_step,
     one_line,
+    plural,
     state_label,
     wait_phrase,
 )
@@ -32,11 +34,57 @@ FAILURE = discord.Colour.red()
 PROMPT_SHOWN = 1000  # characters of a prompt an embed quotes
 PROMPT_IN_LINE = 50  # ... and a one-line task listing
 FIELD_MAX = 1024  # Discord's limit on an embed field's value
+# Discord's other embed limits (https://discord.com/developers/docs/resources/message)
+TITLE_MAX, DESCRIPTION_MAX, FOOTER_MAX, AUTHOR_MAX, FIELD_NAME_MAX = 256, 4096, 2048, 256, 256
+FIELDS_MAX, EMBED_MAX = 25, 6000
 
-PICTURE_ACCEPTED = (
-    "✅ Your picture is fine and your video is on its way (announced in the channel). "
-    "Only you can see this message; I'll show progress here."
-)
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """`embed` within every Discord limit, whatever went into it: the last word of every
+    builder here. Texts too long are shortened with "…", fields past the 25th dropped,
+    and if the whole is still over 6,000 the description, then the longest fields, give way."""
+    if embed.title:
+        embed.title = _cut(embed.title, TITLE_MAX)
+    if embed.description:
+        embed.description = _cut(embed.description, DESCRIPTION_MAX)
+    items = [(i.name or "-", i.value or "-", bool(i.inline)) for i in embed.fields]
+    embed.clear_fields()
+    for name, value, inline in items[:FIELDS_MAX]:
+        embed.add_field(
+            name=_cut(name, FIELD_NAME_MAX), value=_cut(value, FIELD_MAX), inline=inline
+        )
+    if embed.footer.text:
+        embed.set_footer(text=_cut(embed.footer.text, FOOTER_MAX), icon_url=embed.footer.icon_url)
+    if embed.author.name:
+        embed.set_author(
+            name=_cut(embed.author.name, AUTHOR_MAX),
+            url=embed.author.url,
+            icon_url=embed.author.icon_url,
+        )
+    excess = len(embed) - EMBED_MAX
+    if excess > 0 and embed.description:
+        embed.description = _cut(embed.description, max(1, len(embed.description) - excess))
+        excess = len(embed) - EMBED_MAX
+    while excess > 0 and embed.fields:
+        index = max(range(len(embed.fields)), key=lambda i: len(embed.fields[i].value or ""))
+        item = embed.fields[index]
+        value = item.value or ""
+        embed.set_field_at(
+            index,
+            name=item.name,
+            value=_cut(value, max(1, len(value) - excess)),
+            inline=bool(item.inline),
+        )
+        if len(value) <= 1:
+            embed.remove_field(len(embed.fields) - 1)  # names alone are too long: drop
+        excess = len(embed) - EMBED_MAX
+    return embed
+
+
 NO_FILE = "The video service didn't hand over the file; try `/sora status` later."
 UNSAFE_ADDRESS = (
     "The video service's link points somewhere I won't fetch from or share, so I can't "
@@ -100,6 +148,7 @@ def short_prompt(prompt: str, limit: int = 60) -> str:
 
 relative = relative_time  # a Discord timestamp ("in 5 minutes"), in each reader's time zone
 
+
 def quoted_prompt(task: Task) -> str:
     return f"> {short_prompt(task.prompt, PROMPT_SHOWN)}"
 
@@ -119,11 +168,6 @@ def took(task: Task) -> str:
 # Submitting
 
 
-def request_failed(mention: str) -> str:
-    """Replaces a public "thinking..." whose request was refused (the reason goes privately)."""
-    return f"{mention}'s request didn't go through."
-
-
 def submission_embed(
     result: SubmitResult, user: discord.abc.User, provider_name: str, expected: float
 ) -> discord.Embed:
@@ -133,39 +177,48 @@ def submission_embed(
         title="🎬 Your video is on its way", description=quoted_prompt(task), colour=INFO
     )
     embed.add_field(name="Options", value=describe_options(task.options), inline=True)
-    embed.add_field(name="Task", value=f"`{task.id}`", inline=True)
+    embed.add_field(name="Model", value=model_name(task.options.quality), inline=True)
     embed.add_field(
         name="Expected",
         value=f"{relative(result.expected_ready_at)} ({wait_phrase(expected)})",
         inline=True,
     )
     quota = result.quota
-    unit = quota.limits.unit.value
-    mine = quota.user_left_today
+    # Public: only the server's quota; a member's own is theirs (`/sora quota show`).
     embed.add_field(
-        name="Quota left today",
+        name="Server quota left today",
         value=(
-            (f"you: **{mine}** {unit} · " if mine is not None else "")
-            + f"server: **{quota.guild_left_today}** {unit}"
-            + f" · resets {relative(quota.day_resets_at)}"
+            f"**{_amount(quota.guild_left_today, quota.limits.unit)}**"
+            f" · resets {relative(quota.day_resets_at)}"
         ),
         inline=False,
     )
     for note in result.notes:
         embed.add_field(name="Note", value=note, inline=False)
     embed.set_author(name=user.display_name, icon_url=user.display_avatar.url)
-    embed.set_footer(text=f"{provider_name} · I'll post it here when it's ready.")
-    return embed
+    embed.set_footer(text=f"{footer_for(task)} · I'll post it here when it's ready.")
+    return fit_embed(embed)
 
 
-def progress_embed(task: Task) -> discord.Embed:
-    """The interaction's response while the video is made (edited as it progresses)."""
-    embed = discord.Embed(
-        title=f"🎬 {state_label(task)}", description=quoted_prompt(task), colour=INFO
-    )
-    embed.add_field(name="Options", value=describe_options(task.options))
-    embed.set_footer(text=f"{footer_for(task)} · I'll post the video here when it's ready.")
-    return embed
+def _amount(amount: int, unit: QuotaUnit) -> str:
+    return plural(amount, "video") if unit is QuotaUnit.VIDEOS else f"{amount:,} s"
+
+
+def progress_embed(task: Task, card: discord.Embed | None = None) -> discord.Embed:
+    """The interaction's response while the video is made (edited as it progresses).
+
+    Given the `card` shown so far (the submission card), it keeps that card's shape,
+    fields, author and footer, and only the title follows the state: nothing is dropped
+    on the first edit. The state label brings its own emoji."""
+    if card is not None:
+        embed = card.copy()
+        embed.title = state_label(task)
+        return fit_embed(embed)
+    embed = discord.Embed(title=state_label(task), description=quoted_prompt(task), colour=INFO)
+    embed.add_field(name="Options", value=describe_options(task.options), inline=True)
+    embed.add_field(name="Model", value=model_name(task.options.quality), inline=True)
+    embed.set_footer(text=f"{footer_for(task)} · I'll post it here when it's ready.")
+    return fit_embed(embed)
 
 
 # The outcome
@@ -181,7 +234,7 @@ def failure_post(task: Task, *, direct: bool = False) -> tuple[str, discord.Embe
     embed.add_field(name="Prompt", value=short_prompt(task.prompt, PROMPT_SHOWN), inline=False)
     embed.add_field(name="Options", value=describe_options(task.options))
     embed.set_footer(text=footer_for(task))
-    return f"<@{task.user_id}> sorry{_elsewhere(task, direct)}.", embed
+    return f"<@{task.user_id}> sorry{_elsewhere(task, direct)}.", fit_embed(embed)
 
 
 def result_post(
@@ -198,14 +251,14 @@ def result_post(
         title="✅ Your video is ready", description=quoted_prompt(task), colour=SUCCESS
     )
     embed.add_field(name="Options", value=describe_options(task.options))
-    embed.add_field(name="Model", value=f"{provider_name} · {task.options.quality.value}")
+    embed.add_field(name="Model", value=model_name(task.options.quality))
     embed.add_field(name="Took", value=took(task))
     embed.set_footer(text=footer_for(task))
     if link:
         embed.add_field(name="Video", value=f"[Open the video]({link})", inline=False)
     if problem:
         embed.add_field(name="Video", value=problem, inline=False)
-    return f"<@{task.user_id}> your video is ready{_elsewhere(task, direct)}!", embed
+    return f"<@{task.user_id}> your video is ready{_elsewhere(task, direct)}!", fit_embed(embed)
 
 
 def _elsewhere(task: Task, direct: bool) -> str:
@@ -257,32 +310,44 @@ def deleted_line(task: Task) -> str:
 # Looking at tasks
 
 
-def task_embed(task: Task) -> discord.Embed:
-    """`/sora status <task>`: one task in detail."""
-    embed = discord.Embed(
-        title=f"Task {task.id} · {state_label(task)}", description=quoted_prompt(task), colour=INFO
+def result_message_url(task: Task) -> str | None:
+    """The posted result message, which lasts (the provider's file link expires)."""
+    if task.result_message_id is None or task.notify_state is not NotifyState.POSTED:
+        return None
+    return (
+        f"https://discord.com/channels/{task.guild_id}/{task.channel_id}/{task.result_message_id}"
     )
-    embed.add_field(name="Mode", value=task.mode.value, inline=True)
+
+
+def task_embed(task: Task, *, viewer_id: int | None = None) -> discord.Embed:
+    """`/sora status <task>`: one task in detail, as `viewer_id` (default: its owner) reads it."""
+    embed = discord.Embed(title=state_label(task), description=quoted_prompt(task), colour=INFO)
     embed.add_field(name="Options", value=describe_options(task.options), inline=True)
+    embed.add_field(name="Model", value=model_name(task.options.quality), inline=True)
     embed.add_field(name="Requested by", value=f"<@{task.user_id}>", inline=True)
     embed.add_field(name="Started", value=relative(task.created_at), inline=True)
     if task.completed_at is not None:
         embed.add_field(name="Finished", value=relative(task.completed_at), inline=True)
-    if task.state is TaskState.SUCCEEDED and task.result_url:
-        embed.add_field(name="Video", value=f"[Open the video]({task.result_url})", inline=False)
+    posted = result_message_url(task)
+    if task.state is TaskState.SUCCEEDED and posted:
+        embed.add_field(name="Video", value=f"[Go to the video]({posted})", inline=False)
     if task.state in (TaskState.FAILED, TaskState.EXPIRED):
+        whose = "Your" if viewer_id in (None, task.user_id) else "Their"
         embed.add_field(
             name="What happened",
-            value=f"{failure_sentence(task)} Your quota was refunded. {next_step(task)}",
+            value=f"{failure_sentence(task)} {whose} quota was refunded. {next_step(task)}",
             inline=False,
         )
-    return embed
+    embed.set_footer(text=footer_for(task))
+    return fit_embed(embed)
 
 
 def task_line(task: Task) -> str:
+    posted = result_message_url(task)
+    go = f" · [video]({posted})" if task.state is TaskState.SUCCEEDED and posted else ""
     return (
         f"`{task.id}` {state_label(task)} · {short_prompt(task.prompt, PROMPT_IN_LINE)} · "
-        f"{relative(task.created_at)}"
+        f"{relative(task.created_at)}{go}"
     )
 
 
@@ -299,9 +364,12 @@ def your_tasks_embed(page: Page) -> discord.Embed:
         return embed
     active = [t for t in page.tasks if not t.state.is_terminal]
     recent = [t for t in page.tasks if t.state.is_terminal]
+    # Tasks beyond this page are counted as unseen unfinished ones when the page is all
+    # unfinished (the store lists unfinished first), so "+N more" stays honest.
+    unseen = max(0, page.total - len(page.tasks)) if not recent else 0
     embed.add_field(
         name="In progress",
-        value=_fitting([task_line(t) for t in active]) or "nothing right now",
+        value=_fitting([task_line(t) for t in active], unseen) or "nothing right now",
         inline=False,
     )
     if recent:
@@ -309,21 +377,24 @@ def your_tasks_embed(page: Page) -> discord.Embed:
             name="Recent", value=_fitting([task_line(t) for t in recent[:5]]), inline=False
         )
     embed.set_footer(text="/sora status <task> for details · /sora history for all")
-    return embed
+    return fit_embed(embed)
 
 
-def _fitting(lines: list[str], limit: int = FIELD_MAX) -> str:
-    """`lines`, one a line, as many as fit in an embed field; then how many more."""
+def _fitting(lines: list[str], unseen: int = 0, limit: int = FIELD_MAX) -> str:
+    """`lines`, one a line, as many as fit in an embed field; then "+N more" for the
+    rest and for `unseen` ones not in `lines` at all."""
     shown = "\n".join(lines)
-    if len(shown) <= limit:
+    if len(shown) <= limit and not unseen:
         return shown
     kept: list[str] = []
-    for count, line in enumerate(lines):
-        more = f"… and {len(lines) - count} more in `/sora history`"
+    for count, line in enumerate([*lines, None]):
+        more = f"+{len(lines) - count + unseen} more in `/sora history`"
+        if line is None:
+            return "\n".join([*kept, more])
         if len("\n".join([*kept, line, more])) > limit:
             return "\n".join([*kept, more])
         kept.append(line)
-    return "\n".join(kept)  # not reached: the whole list did not fit
+    return "\n".join(kept)  # not reached
 
 
 def history_embed(result: Page, page: int, *, other: str | None = None) -> discord.Embed:
@@ -333,13 +404,14 @@ def history_embed(result: Page, page: int, *, other: str | None = None) -> disco
     if result.total == 0:
         embed.description = "No videos yet."
     elif not result.tasks:
-        embed.description = f"There are only {result.pages} page(s)."
+        only = "is only" if result.pages == 1 else "are only"
+        embed.description = f"There {only} {plural(result.pages, 'page')}."
     else:
-        embed.description = "\n".join(task_line(t) for t in result.tasks)
+        embed.description = _fitting([task_line(t) for t in result.tasks], limit=DESCRIPTION_MAX)
     embed.set_footer(
-        text=f"Page {min(page, result.pages)} of {result.pages} · {result.total} video(s)"
+        text=f"Page {min(page, result.pages)} of {result.pages} · {plural(result.total, 'video')}"
     )
-    return embed
+    return fit_embed(embed)
 
 
 # Quota and settings
@@ -348,6 +420,8 @@ def history_embed(result: Page, page: int, *, other: str | None = None) -> disco
 def _used(used: int, limit: int | None) -> str:
     if limit is None:
         return f"{used} used (no personal limit)"
+    if limit == 0:
+        return f"**off** · {used} used"
     return f"{used} of {limit} used · **{max(0, limit - used)} left**"
 
 
@@ -378,7 +452,7 @@ def quota_embed(status: QuotaStatus, member: discord.abc.User) -> discord.Embed:
         value=f"{_used(status.user_used_today, limits.user_daily)}\n{day_resets}",
         inline=False,
     )
-    return embed
+    return fit_embed(embed)
 
 
 def _limit_line(name: str, before: int | None, after: int | None) -> str:
@@ -404,7 +478,7 @@ def quota_change_embed(before: EffectiveLimits, after: EffectiveLimits) -> disco
     embed = discord.Embed(title="Quota updated", colour=INFO, description="\n".join(lines))
     if not after.generation_enabled:
         embed.set_footer(text="A limit of 0 turns video generation off in this server.")
-    return embed
+    return fit_embed(embed)
 
 
 def usage_cleared_line(mention: str, videos: int, seconds: int, after: QuotaStatus) -> str:
@@ -413,21 +487,96 @@ def usage_cleared_line(mention: str, videos: int, seconds: int, after: QuotaStat
         message = f"{mention} has no finished videos today: nothing to clear."
     else:
         message = (
-            f"Cleared {mention}'s usage for today ({videos} video(s), "
-            f"{seconds} s). The server's own totals are unchanged. Recorded in the ledger."
+            f"Cleared {mention}'s usage for today ({plural(videos, 'video')}, "
+            f"{seconds} s). The server's own totals are unchanged."
         )
     if after.user_used_today:
-        amount = (
-            f"{after.user_used_today} video(s)"
-            if after.limits.unit is QuotaUnit.VIDEOS
-            else f"{after.user_used_today} s of video"
-        )
-        message += (
-            f" {amount} still being made keep counting until they finish "
-            "(a failed one is refunded then)."
-        )
+        used = after.user_used_today
+        if after.limits.unit is QuotaUnit.VIDEOS:
+            amount = f"{plural(used, 'video')} still being made {'keeps' if used == 1 else 'keep'}"
+        else:
+            amount = f"{used} s of video still being made keep"
+        message += f" {amount} counting until they finish (a failed one is refunded then)."
     return message
 
 
 def channel_list(channel_ids: frozenset[int]) -> str:
     return ", ".join(f"<#{c}>" for c in sorted(channel_ids))
+
+
+# One card per video: the private line, the result post's first sentence (issue 12)
+
+PROMPT_IN_NOTIFICATION = 80  # characters of a prompt a result post's content quotes
+_FAILURE_REASONS = {
+    "content_policy": "it was refused by the content filter",
+    "invalid_image": "the video service couldn't use the picture",
+    "insufficient_credits": "the video service account ran out of credits",
+    "expired": "it took far too long, so I stopped waiting",
+}
+
+
+def accepted_line(task: Task) -> str:
+    """Replaces the member's private "thinking..." once the provider accepted the job."""
+    return (
+        "✅ Your video is on its way (announced in the channel). "
+        "Only you can see this message; I'll show progress here."
+    )
+
+
+def failure_reason(task: Task) -> str:
+    """Why a video couldn't be made, as the end of a sentence."""
+    return _FAILURE_REASONS.get(
+        task.failure_code or "", "the video service had a problem making it"
+    )
+
+
+def shows_prompt_publicly(task: Task) -> bool:
+    """A prompt refused for content is never repeated in public."""
+    return task.state is TaskState.SUCCEEDED or task.failure_code != "content_policy"
+
+
+def outcome_content(task: Task, *, direct: bool = False) -> str:
+    """A result post's content, what a phone notification shows: the outcome first,
+    then a short form of the prompt (never a prompt refused for content)."""
+    prompt = f"*{short_prompt(task.prompt, PROMPT_IN_NOTIFICATION)}*"
+    where = _elsewhere(task, direct)
+    if task.state is TaskState.SUCCEEDED:
+        return f"<@{task.user_id}> your video is ready{where}: {prompt}"
+    what = prompt if shows_prompt_publicly(task) or direct else "your video"
+    return (
+        f"<@{task.user_id}> I couldn't make {what}{where}: {failure_reason(task)}. "
+        "Nothing was charged."
+    )
+
+
+def outcome_message(
+    task: Task,
+    *,
+    provider_name: str,
+    link: str | None = None,
+    problem: str | None = None,
+    direct: bool = False,
+) -> tuple[str, discord.Embed]:
+    """(content, embed) for a task's outcome: `outcome_content` first; the embed keeps
+    the details without repeating that sentence as its title, and a failure refused
+    for content does not quote the prompt."""
+    if task.state is TaskState.SUCCEEDED:
+        _, embed = result_post(
+            task, provider_name=provider_name, link=link, problem=problem, direct=direct
+        )
+    else:
+        _, embed = failure_post(task, direct=direct)
+        # The content already says what happened and that nothing was charged.
+        embed.description = next_step(task)
+        if not shows_prompt_publicly(task) and not direct:
+            keep = [f for f in embed.fields if f.name != "Prompt"]
+            embed.clear_fields()
+            for item in keep:
+                embed.add_field(name=item.name, value=item.value, inline=item.inline)
+    embed.title = None
+    return outcome_content(task, direct=direct), embed
+
+
+def card_sent_privately_line(task: Task) -> str:
+    """The public card once the outcome went to the member by direct message."""
+    return f"<@{task.user_id}>'s video was sent to them by direct message."

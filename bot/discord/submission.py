@@ -12,14 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.discord.command_tree import (
-    PRIVATE_DEFER,
-    PUBLIC_DEFER,
-    defer_privately,
-    defer_publicly,
-)
+from bot.discord.command_tree import PRIVATE_DEFER, defer_privately
 from bot.discord.interactions import guild_id_of
-from bot.discord.rendering import PICTURE_ACCEPTED, submission_embed
+from bot.discord.rendering import accepted_line, submission_embed
 from bot.domain import Aspect, Mode, Quality, Task
 from bot.service import AttachmentRef, Checked, SubmitRequest, SubmitResult
 
@@ -101,20 +96,22 @@ async def remix_and_announce(
 async def _run(
     bot: SoraBot, interaction: discord.Interaction[Any], checked: Checked
 ) -> SubmitResult:
-    """The service's slow steps, with the interaction deferred in between.
+    """The service's slow steps, with the interaction deferred privately first.
 
-    The quick checks have passed and were answered at once if they failed. Before a
-    picture is read the defer is private, so every refusal about the member's own
-    picture stays private; once quota is held the answer is public (a no-op after a
-    private defer). If Discord refuses the defer, the reservation is given back before
-    anything is sent to the provider."""
+    The quick checks have passed and were answered at once if they failed. The defer is
+    private for every submission, so every refusal until the provider has accepted the
+    job (the member's picture, the quota, the provider refusing the prompt at create)
+    simply replaces the member's own "thinking..." and nothing is left in the channel.
+    If Discord refuses the defer, the reservation is given back before anything is sent
+    to the provider."""
     service = bot.service
     if checked.needs_image:
         await defer_privately(interaction)
         checked = await service.read_image(checked)
     reserved = await service.reserve(checked)
     try:
-        await defer_publicly(interaction)
+        if not interaction.response.is_done():
+            await defer_privately(interaction)
     except BaseException as exc:
         await service.abandon(reserved, exc)
         raise
@@ -124,22 +121,22 @@ async def _run(
 async def announce(
     bot: SoraBot, interaction: discord.Interaction[Any], result: SubmitResult
 ) -> None:
-    """Show the channel the submission, and keep the interaction so the notifier can
-    show progress on its original response while its token lives.
+    """The provider accepted the job: resolve the member's private "thinking..." with a
+    private line (progress shows there while the token lives), then show the channel
+    the public card as a new message, and hand the notifier the interaction and that
+    card's id so it can remove the card once the result is out (one card per video).
 
-    After a public defer, the first followup replaces the public "thinking...". After a
-    private one (a picture was read), the private "thinking..." is first resolved with a
-    private line, since a first followup would replace it and stay private; the public
-    announcement is then a new message, and progress shows on the private line."""
-    bot.notifier.remember(result.task.id, interaction)
-    if interaction.extras.pop(PRIVATE_DEFER, False):
-        await interaction.edit_original_response(content=PICTURE_ACCEPTED)
+    The private line comes first: the first followup after a deferred response would
+    replace the private "thinking..." and stay private."""
+    interaction.extras.pop(PRIVATE_DEFER, None)
+    await interaction.edit_original_response(content=accepted_line(result.task))
     provider = bot.provider
-    await interaction.followup.send(
+    card = await interaction.followup.send(
         content=interaction.user.mention,
         embed=submission_embed(
             result, interaction.user, provider.display_name, provider.capabilities.expected_seconds
         ),
         allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
+        wait=True,
     )
-    interaction.extras.pop(PUBLIC_DEFER, None)
+    bot.notifier.remember(result.task.id, interaction, card_id=card.id)

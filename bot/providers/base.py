@@ -263,10 +263,7 @@ def plan_options(
     if duration not in capabilities.durations:
         nearest = min(capabilities.durations, key=lambda d: (abs(d - duration), -d))
         if capabilities.duration_selectable:
-            offered = ", ".join(str(d) for d in capabilities.durations)
-            notes.append(
-                f"{provider} makes {offered} second videos, so yours will be {nearest} seconds."
-            )
+            notes.append(f"{duration} s isn't offered, so yours will be {nearest} s.")
         else:
             notes.append(f"{provider} sets the length itself: about {nearest} seconds.")
         duration = nearest

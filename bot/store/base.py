@@ -200,7 +200,8 @@ class Store(ABC):
 
     @abstractmethod
     async def forget_result_url(self, task_id: str) -> None:
-        """Delete removed the video: forget its link, so nobody is pointed at it again."""
+        """Delete removed the video: forget its link and the deleted post, so neither
+        `/sora status` nor anything else points at them again."""
 
     @abstractmethod
     async def count_active_provider_tasks(

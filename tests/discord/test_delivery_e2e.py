@@ -46,13 +46,11 @@ async def test_success_is_posted_once_with_the_video_attached(demo_world: BotWor
     assert task.state is TaskState.SUCCEEDED
     assert task.notify_state is NotifyState.POSTED and task.result_message_id == int(post["id"])
     assert post["nonce"] == f"sora-{task.id}"
-    assert post["content"].startswith(f"<@{world.member['id']}> your video is ready")
+    assert post["content"] == f"<@{world.member['id']}> your video is ready: *a lighthouse at dusk*"
     assert post["attachments"][0]["filename"] == f"sora-{task.id}.mp4"
     embed = post["embeds"][0]
-    assert (
-        embed["title"] == "✅ Your video is ready"
-        and "a lighthouse at dusk" in embed["description"]
-    )
+    # The outcome is said once, in the content; the embed doesn't repeat it as a title.
+    assert not embed.get("title") and "a lighthouse at dusk" in embed["description"]
     assert embed["footer"]["text"] == f"Task {task.id}"
     labels = [c["label"] for row in post["components"] for c in row["components"]]
     assert labels == ["Again", "Delete"]
@@ -88,11 +86,17 @@ async def test_failure_is_explained_and_refunded(demo_world: BotWorld) -> None:
     await submit(world, "something #fail")
     (post,) = await eventually(lambda: posts(world))
     embed = post["embeds"][0]
-    assert embed["title"] == "❌ Your video couldn't be made"
-    assert "content policy" in embed["description"]
-    assert "Your quota was refunded" in embed["description"]
+    assert post["content"] == (
+        f"<@{world.member['id']}> I couldn't make your video: it was refused by the content "
+        "filter. Nothing was charged."
+    )
+    assert not embed.get("title")
+    assert "#fail" not in str(post)  # a prompt refused for content is never shown publicly
+    assert "refunded" not in embed["description"]  # said once, in the content
     assert "rephrasing" in embed["description"]
-    assert not post["attachments"] and not post.get("components")
+    assert not post["attachments"]
+    labels = [c["label"] for row in post["components"] for c in row["components"]]
+    assert labels == ["Try again"]
     status = await world.bot.store.quota_status(
         world.guild.id, int(world.member["id"]), world.settings.default_limits
     )
@@ -131,7 +135,7 @@ async def test_provider_faults_while_polling_are_ridden_out(
             provider.inject("truncated_json", times=2, path="statusTask")
             await submit(world, "through the storm")
             (post,) = await eventually(lambda: posts(world), timeout=20)
-            assert post["embeds"][0]["title"] == "✅ Your video is ready"
+            assert "your video is ready" in post["content"]
             assert post["attachments"]
             assert len(provider.requests_for("create")) == 1
 
@@ -252,7 +256,7 @@ async def test_expired_interaction_token_still_delivers(demo_world: BotWorld) ->
     await answer.wait_final()
     answer.expire()  # edits of the original response now fail like a dead token
     (post,) = await eventually(lambda: posts(world))
-    assert post["embeds"][0]["title"] == "✅ Your video is ready"
+    assert "your video is ready" in post["content"]
 
 
 async def test_a_task_that_never_finishes_expires_with_refund(
@@ -268,7 +272,7 @@ async def test_a_task_that_never_finishes_expires_with_refund(
             world.guild.id, int(world.member["id"]), world.settings.default_limits
         )
     assert task.state is TaskState.EXPIRED
-    assert "took far too long" in post["embeds"][0]["description"]
+    assert "it took far too long" in post["content"] and "Nothing was charged." in post["content"]
     assert status.user_used_today == 0
 
 

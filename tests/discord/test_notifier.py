@@ -196,7 +196,7 @@ async def test_a_post_created_then_lost_is_found_not_sent_again(
     await notifier.close()
 
 
-async def test_a_failure_is_posted_without_buttons_and_says_refunded(
+async def test_a_failure_is_posted_with_try_again_and_says_nothing_was_charged(
     store: SqliteStore, http: httpx.AsyncClient
 ) -> None:
     channel = Channel()
@@ -204,8 +204,8 @@ async def test_a_failure_is_posted_without_buttons_and_says_refunded(
     task = await finished(store, TaskState.FAILED, reason="refused")
     await notifier.deliver(task)
     (sent,) = channel.sends
-    assert sent["view"] is discord.utils.MISSING
-    assert "refunded" in (sent["embed"].description or "")
+    assert [item.custom_id for item in sent["view"].children] == [f"sora:retry:{task.id}"]
+    assert sent["content"].endswith("Nothing was charged.")
     await notifier.close()
 
 

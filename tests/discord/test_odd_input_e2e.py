@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.discord.rendering import PICTURE_ACCEPTED
 from tests.conftest import BotWorld, running_world
 from tests.fakes import EPHEMERAL, FakeDiscord, FakeInteraction
 from tests.helpers import eventually, posts
@@ -114,7 +113,7 @@ async def test_a_good_picture_is_checked_privately_then_announced_publicly(
     final = await answer.wait_final()
     # The private "thinking..." became a private confirmation...
     assert answer.callbacks[0]["type"] == 5 and final["ephemeral"]
-    assert final["content"] == PICTURE_ACCEPTED
+    assert final["content"].startswith("✅ Your video is on its way")
     # ...and the announcement is a separate public message that mentions the member.
     (announcement,) = await eventually(lambda: public_messages(answer))
     assert announcement["content"] == f"<@{world.member['id']}>"
@@ -142,7 +141,7 @@ async def test_again_on_an_image_task_reads_the_picture_privately_too(
         world.guild, world.moderator, post, f"sora:again:{task.id}"
     )
     final = await again.wait_final()
-    assert final["ephemeral"] and final["content"] == PICTURE_ACCEPTED
+    assert final["ephemeral"] and final["content"].startswith("✅ Your video is on its way")
     (announcement,) = await eventually(lambda: public_messages(again))
     assert announcement["embeds"][0]["title"] == "🎬 Your video is on its way"
 
@@ -173,10 +172,12 @@ async def test_prompts_are_echoed_as_plain_text_with_inert_mentions(demo_world: 
         world.guild, world.member, "sora", world.fake.sub("text", prompt=prompt)
     )
     final = await answer.wait_final()
-    assert final["embeds"][0]["description"] == f"> {shown}"
+    (card,) = await answer.wait_followups(1)
+    assert card["embeds"][0]["description"] == f"> {shown}"
     (post,) = await eventually(lambda: posts(world))
     assert post["embeds"][0]["description"] == f"> {shown}"
     assert post["mention_everyone"] is False and final["mention_everyone"] is False
+    assert "\\# HEADING \\[click\\]" in post["content"] and "@everyone" not in post["content"]
     (task,) = (await world.bot.store.guild_tasks(world.guild.id)).tasks
     assert task.prompt == prompt  # stored and sent as typed; only the echo is escaped
 

@@ -165,8 +165,8 @@ async def test_moderator_resets_a_members_usage(world: BotWorld) -> None:
         permissions=MANAGE_GUILD,
     )
     await answer.wait_final()
-    assert f"Cleared <@{alice}>'s usage for today (2 video(s)" in answer.text()
-    assert "1 video(s) still being made keep counting" in answer.text()
+    assert f"Cleared <@{alice}>'s usage for today (2 videos" in answer.text()
+    assert "1 video still being made keeps counting" in answer.text()
     status = await store.quota_status(guild_id, alice, world.settings.default_limits)
     assert status.user_used_today == 1 and status.guild_used_today == 3
     await store.finish(

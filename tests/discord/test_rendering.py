@@ -18,6 +18,7 @@ from bot.domain import (
     EffectiveLimits,
     GenerationOptions,
     Mode,
+    NotifyState,
     Quality,
     QuotaStatus,
     QuotaUnit,
@@ -104,26 +105,38 @@ def test_submission_card_shows_task_options_wait_and_quota() -> None:
     shown = fields(embed)
     assert embed.title == "🎬 Your video is on its way"
     assert embed.description == "> a red fox in snow"
-    assert shown["Options"] == "portrait · 12 s · high" and shown["Task"] == "`K7M3QX`"
+    assert shown["Options"] == "portrait · 12 s · high" and shown["Model"] == "Sora 2 Pro"
     assert shown["Expected"] == f"{rendering.relative(result.expected_ready_at)} (about 3 minutes)"
-    assert shown["Quota left today"].startswith("you: **3** videos · server: **17** videos")
+    # Public: the server's quota only, never the member's own.
+    assert shown["Server quota left today"].startswith("**17 videos** · resets")
+    assert "you" not in shown["Server quota left today"]
     assert shown["Note"] == "Duration set to 8 s"
-    assert embed.author.name == USER.display_name and "Demo" in (embed.footer.text or "")
-    no_personal = SubmitResult(task, (), quota(user_daily=None), result.expected_ready_at)
-    value = fields(rendering.submission_embed(no_personal, USER, "Demo", 30))["Quota left today"]  # type: ignore[arg-type]
-    assert value.startswith("server: ")
+    assert embed.author.name == USER.display_name and "Demo" not in (embed.footer.text or "")
+    assert (embed.footer.text or "").startswith("Task K7M3QX")
+    seconds = SubmitResult(task, (), quota(QuotaUnit.SECONDS), result.expected_ready_at)
+    value = fields(rendering.submission_embed(seconds, USER, "Demo", 30))["Server quota left today"]  # type: ignore[arg-type]
+    assert value.startswith("**17 s**")
     for task in every_task_shape():
         result = SubmitResult(task, ("a note",) * 5, quota(), T0)
         within_limits(rendering.submission_embed(result, USER, "Demo", 170.0))  # type: ignore[arg-type]
 
 
 def test_progress_card_shows_state_options_and_the_task_footer() -> None:
-    embed = rendering.progress_embed(make_task(state=TaskState.RUNNING, progress=40))
-    assert embed.title == "🎬 🎬 Generating 40%"  # (the label brings its own emoji)
-    assert fields(embed) == {"Options": "portrait · 12 s · high"}
-    assert embed.footer.text == "Task K7M3QX · I'll post the video here when it's ready."
+    running = make_task(state=TaskState.RUNNING, progress=40)
+    embed = rendering.progress_embed(running)
+    assert embed.title == "🎬 Generating 40%"  # (the label brings its own emoji)
+    assert fields(embed) == {"Options": "portrait · 12 s · high", "Model": "Sora 2 Pro"}
+    assert embed.footer.text == "Task K7M3QX · I'll post it here when it's ready."
+    # Edited from the submission card, it keeps every field, once each.
+    result = SubmitResult(running, ("a note",), quota(), T0 + timedelta(minutes=3))
+    card = rendering.submission_embed(result, USER, "Demo", 170.0)  # type: ignore[arg-type]
+    edited = rendering.progress_embed(running, card)
+    assert [f.name for f in edited.fields] == [f.name for f in card.fields]
+    assert edited.title == "🎬 Generating 40%" and edited.footer.text == card.footer.text
+    assert sum("about 3 minutes" in (f.value or "") for f in edited.fields) == 1
     for task in every_task_shape():
         within_limits(rendering.progress_embed(task))
+        within_limits(rendering.progress_embed(task, card))
 
 
 @pytest.mark.parametrize("direct", [False, True])
@@ -135,7 +148,7 @@ def test_result_post_links_or_explains_the_video(direct: bool) -> None:
     assert content.startswith("<@3> your video is ready") and content.endswith("!")
     assert ("(I couldn't post in <#2>)" in content) is direct
     shown = fields(embed)
-    assert shown["Model"] == "Demo · high" and shown["Took"] == "1 min 15 s"
+    assert shown["Model"] == "Sora 2 Pro" and shown["Took"] == "1 min 15 s"
     assert shown["Video"] == "[Open the video](https://cdn.example/v.mp4)"
     assert embed.footer.text == rendering.footer_for(task) == "Task K7M3QX"
     assert rendering.video_link(embed) == "https://cdn.example/v.mp4"
@@ -171,17 +184,29 @@ def test_outcome_lines_point_at_the_result() -> None:
     assert "in a DM" in rendering.direct_messaged_line(done)
     assert "`/sora status K7M3QX`" in rendering.undeliverable_line(done)
     assert rendering.deleted_line(done) == "Deleted the video for task `K7M3QX`."
-    assert rendering.request_failed("<@3>") == "<@3>'s request didn't go through."
 
 
 def test_task_detail_shows_what_happened() -> None:
-    embed = rendering.task_embed(make_task(result_url="https://cdn.example/v.mp4"))
+    posted = make_task(
+        result_url="https://cdn.example/v.mp4",
+        result_message_id=99,
+        notify_state=NotifyState.POSTED,
+    )
+    embed = rendering.task_embed(posted)
     shown = fields(embed)
-    assert embed.title == "Task K7M3QX · ✅ Done"
-    assert {"Mode", "Options", "Requested by", "Started", "Finished", "Video"} <= set(shown)
-    assert "What happened" not in shown
-    failed = fields(rendering.task_embed(make_task(state=TaskState.FAILED, failure_code="expired")))
-    assert "Video" not in failed and "refunded" in failed["What happened"]
+    assert embed.title == "✅ Done" and embed.footer.text == "Task K7M3QX"
+    assert {"Options", "Model", "Requested by", "Started", "Finished", "Video"} <= set(shown)
+    assert "Mode" not in shown and "What happened" not in shown
+    assert shown["Video"] == "[Go to the video](https://discord.com/channels/1/2/99)"
+    assert "cdn.example" not in str(embed.to_dict())
+    assert "discord.com/channels/1/2/99" in rendering.task_line(posted)
+    dm = fields(rendering.task_embed(replace(posted, notify_state=NotifyState.DIRECT_MESSAGED)))
+    assert "Video" not in dm
+    gone = make_task(state=TaskState.FAILED, failure_code="expired")
+    failed = fields(rendering.task_embed(gone))
+    assert "Video" not in failed and "Your quota was refunded" in failed["What happened"]
+    theirs = fields(rendering.task_embed(gone, viewer_id=42))["What happened"]
+    assert "Their quota was refunded" in theirs and "Your" not in theirs
     running = fields(rendering.task_embed(make_task(state=TaskState.RUNNING, completed_at=None)))
     assert "Finished" not in running
     for task in every_task_shape():
@@ -215,11 +240,13 @@ def test_your_tasks_lists_work_in_progress_and_recent_within_a_field() -> None:
 def test_history_pages() -> None:
     tasks = [make_task(prompt=WORST_PROMPTS["all escapes"])] * 10
     embed = rendering.history_embed(Page(tasks, 25, 1, 10), 1)
-    assert embed.title == "Your videos" and embed.footer.text == "Page 1 of 3 · 25 video(s)"
+    assert embed.title == "Your videos" and embed.footer.text == "Page 1 of 3 · 25 videos"
     within_limits(embed)
     theirs = rendering.history_embed(Page([], 25, 9, 10), 9, other="bob")
-    assert theirs.title == "bob's videos" and theirs.description == "There are only 3 page(s)."
-    assert theirs.footer.text == "Page 3 of 3 · 25 video(s)"
+    assert theirs.title == "bob's videos" and theirs.description == "There are only 3 pages."
+    assert theirs.footer.text == "Page 3 of 3 · 25 videos"
+    one = rendering.history_embed(Page([], 1, 5, 10), 5)
+    assert one.description == "There is only 1 page." and one.footer.text == "Page 1 of 1 · 1 video"
     assert rendering.history_embed(Page([], 0, 1, 10), 1).description == "No videos yet."
 
 
@@ -239,10 +266,53 @@ def test_quota_embeds() -> None:
     assert change.footer.text and "turns video generation off" in change.footer.text
     assert "✏️" not in (rendering.quota_change_embed(before, before).description or "")
     cleared = rendering.usage_cleared_line("<@3>", 2, 24, quota())
-    assert cleared.startswith("Cleared <@3>'s usage") and "2 video(s) still being made" in cleared
+    assert cleared.startswith("Cleared <@3>'s usage for today (2 videos, 24 s)")
+    assert "2 videos still being made keep counting" in cleared and "ledger" not in cleared
+    zero = EffectiveLimits(daily=20, monthly=300, user_daily=0, unit=QuotaUnit.VIDEOS)
+    off = fields(rendering.quota_embed(replace(quota(), limits=zero), USER))  # type: ignore[arg-type]
+    assert off[f"{USER.display_name} today"].startswith("**off**")
+    assert "of 0" not in off[f"{USER.display_name} today"]
     assert "nothing to clear" in rendering.usage_cleared_line("<@3>", 0, 0, quota())
 
 
 def test_timestamps_and_channel_lists() -> None:
     assert rendering.relative(T0) == f"<t:{int(T0.timestamp())}:R>"
     assert rendering.channel_list(frozenset({3, 1})) == "<#1>, <#3>"
+
+
+def test_fit_embed_enforces_every_discord_limit() -> None:
+    wild = discord.Embed(title="t" * 999, description="d" * 9999)
+    for _ in range(30):
+        wild.add_field(name="n" * 999, value="v" * 2000)
+    wild.set_footer(text="f" * 9999)
+    wild.set_author(name="a" * 999)
+    fitted = rendering.fit_embed(wild)
+    within_limits(fitted)
+    assert fitted.title is not None and fitted.title.endswith("…")
+
+
+def test_every_embed_at_its_worst_case() -> None:
+    long_member = SimpleNamespace(
+        display_name="ẞ" * 200, display_avatar=SimpleNamespace(url="https://cdn/a.png")
+    )
+    worst = [
+        replace(t, result_message_id=9, notify_state=NotifyState.POSTED)
+        for t in every_task_shape()
+    ]
+    for unit in QuotaUnit:
+        status = quota(unit)
+        within_limits(rendering.quota_embed(status, long_member))  # type: ignore[arg-type]
+        for task in worst:
+            result = SubmitResult(task, ("n" * 2000,) * 25, status, T0)
+            card = rendering.submission_embed(result, long_member, "D" * 300, 1e6)  # type: ignore[arg-type]
+            within_limits(card)
+            within_limits(rendering.progress_embed(task, card))
+            within_limits(rendering.task_embed(task, viewer_id=42))
+    page = Page(worst[:25], 500, 1, 25)
+    listing = rendering.your_tasks_embed(page)
+    within_limits(listing)
+    within_limits(rendering.history_embed(page, 1, other="ẞ" * 200))
+    unfinished = [t for t in worst if not t.state.is_terminal][:10]
+    busy = rendering.your_tasks_embed(Page(unfinished, 12, 1, 10))
+    within_limits(busy)
+    assert "more in `/sora history`" in fields(busy)["In progress"]

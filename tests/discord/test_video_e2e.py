@@ -16,6 +16,7 @@ from bot.domain import TaskState
 from tests.conftest import MANAGE_GUILD, BotWorld, running_world
 from tests.fakes import FakeDiscord, FakeInteraction
 from tests.fakes.providers import FakeApixo
+from tests.helpers import posts
 
 SEND = 1 << 11
 EMBED = 1 << 14
@@ -58,14 +59,17 @@ async def apixo_world(
 async def test_text_submission_is_public_with_task_quota_and_wait(world: BotWorld) -> None:
     answer = await text(world, world.member, "a red fox in snow", aspect="portrait", duration=12)
     first = await answer.wait_callback()
-    assert first["type"] == 5 and not (first.get("data") or {}).get("flags", 0) & 64
+    # Deferred privately: any refusal until the provider accepts stays with the member.
+    assert first["type"] == 5 and (first.get("data") or {}).get("flags", 0) & 64
     assert answer.first_callback_at is not None and answer.first_callback_at < 1.0
     final = await answer.wait_final()
-    assert final["ephemeral"] is False
-    body = answer.text()
+    assert final["ephemeral"] is True and "on its way" in final["content"]
+    (card,) = await answer.wait_followups(1)
+    assert not card.get("flags", 0) & 64  # the card is a new, public message
+    body = answer.all_text()
     assert "Your video is on its way" in body and "a red fox in snow" in body
     assert "portrait · 12 s · standard" in body
-    assert "you: **4** videos" in body and "server: **19** videos" in body
+    assert "**19 videos**" in body and "you:" not in body  # the member's own quota is private
     mentions = answer.followups[0]["allowed_mentions"]
     assert [str(u) for u in mentions["users"]] == [world.member["id"]] and mentions.get(
         "parse", []
@@ -73,7 +77,7 @@ async def test_text_submission_is_public_with_task_quota_and_wait(world: BotWorl
 
     tasks = await world.bot.store.user_tasks(world.guild.id, int(world.member["id"]))
     (task,) = tasks.tasks
-    assert f"`{task.id}`" in body
+    assert f"Task {task.id}" in body
     assert task.state is TaskState.SUBMITTED and task.provider_task_id
 
 
@@ -84,7 +88,7 @@ async def test_over_quota_is_private_immediate_and_uncharged(world: BotWorld) ->
     refused = await text(world, world.member, "second")
     final = await refused.wait_final()
     assert refused.callbacks[0]["type"] == 4 and final["ephemeral"] is True
-    assert "You have used your 1 videos for today. It resets <t:" in refused.text()
+    assert "You have used your 1 video for today. It resets <t:" in refused.text()
     status = await world.bot.store.quota_status(
         world.guild.id, int(world.member["id"]), world.settings.default_limits
     )
@@ -123,12 +127,16 @@ async def test_provider_refusal_refunds_and_explains_privately(
 ) -> None:
     world, provider = apixo_world
     answer = await text(world, world.member, "something #refuse")
-    await settle(answer, messages=2)
-    # The public "thinking" message is closed neutrally; the reason goes only to the user.
-    assert answer.edits[0]["content"].endswith("request didn't go through.")
-    private = answer.followups[-1]
-    assert private["flags"] & 64
-    assert "content policy" in private["content"]
+    final = await answer.wait_final()
+    # The "thinking" message was private and now holds the reason: no public trace.
+    assert final["ephemeral"] is True and "content policy" in final["content"]
+    assert not answer.edits and len(answer.followups) == 1
+    assert not any(
+        not int(m.get("flags") or 0) & 64
+        for m in world.fake.channel_messages.get(answer.channel_id, [])
+        if int(m["id"]) not in world.fake.deleted_messages
+    )
+    assert not posts(world)
     status = await world.bot.store.quota_status(
         world.guild.id, int(world.member["id"]), world.settings.default_limits
     )
@@ -152,8 +160,8 @@ async def test_provider_faults_on_create_are_friendly_and_uncharged(
     world, provider = apixo_world
     provider.inject(fault)
     answer = await text(world, world.member, "a calm lake")
-    await settle(answer, messages=2)
-    assert expected in answer.followups[-1]["content"]
+    await settle(answer, messages=1)
+    assert answer.ephemeral and expected in answer.followups[-1]["content"]
     assert "Traceback" not in answer.all_text()
     status = await world.bot.store.quota_status(
         world.guild.id, int(world.member["id"]), world.settings.default_limits
@@ -236,7 +244,8 @@ async def test_bot_without_attach_permission_says_so(world: BotWorld) -> None:
         app_permissions=SEND | EMBED | VIEW,
     )  # fmt: skip
     await answer.wait_final()
-    assert "missing the **Attach Files** permission" in answer.text() and answer.ephemeral
+    assert "I need the **Attach Files** permission in this channel" in answer.text()
+    assert answer.ephemeral
 
 
 async def test_status_lists_own_tasks_and_hides_others(world: BotWorld) -> None:
@@ -307,7 +316,7 @@ async def test_history_pages_and_permissions(world: BotWorld) -> None:
         world.guild, world.member, "sora", world.fake.sub("history", page=2)
     )
     await page2.wait_final()
-    assert "Page 2 of 2 · 13 video(s)" in page2.text() and page2.ephemeral
+    assert "Page 2 of 2 · 13 videos" in page2.text() and page2.ephemeral
     assert page2.text().count("clip ") == 3
 
     snoop = await world.fake.send_command(
@@ -369,3 +378,25 @@ async def test_image_and_text_in_dm_are_refused(world: BotWorld) -> None:
     )
     await answer.wait_final()
     assert "work in servers only" in answer.text()
+
+
+async def test_status_with_a_dozen_unfinished_tasks_lists_them(world: BotWorld) -> None:
+    from bot.domain import EffectiveLimits, GenerationOptions, Mode, NewTask, QuotaUnit
+
+    alice = int(world.member["id"])
+    roomy = EffectiveLimits(100, 100, None, QuotaUnit.VIDEOS)
+    for n in range(12):
+        await world.bot.store.reserve(
+            NewTask(
+                world.guild.id, 1, alice, "demo", Mode.TEXT,
+                f"clip {n} " + "*_[]<>#`|~\\" * 500, GenerationOptions(),
+            ),
+            roomy,
+        )  # fmt: skip
+    listing = await world.fake.send_command(
+        world.guild, world.member, "sora", world.fake.sub("status")
+    )
+    await listing.wait_final()
+    body = listing.text()
+    assert "Something went wrong" not in body and listing.ephemeral
+    assert "In progress" in body and "+2 more" in body

@@ -46,7 +46,7 @@ def test_duration_maps_to_nearest_and_says_so() -> None:
         "APIXO", APIXO, Mode.TEXT, "a cat", GenerationOptions(duration_seconds=10)
     )
     assert planned.options.duration_seconds == 12  # ties go to the longer clip
-    assert planned.notes == ("APIXO makes 4, 8, 12 second videos, so yours will be 12 seconds.",)
+    assert planned.notes == ("10 s isn't offered, so yours will be 12 s.",)
     exact = plan_options("APIXO", APIXO, Mode.TEXT, "a cat", GenerationOptions(duration_seconds=8))
     assert exact.notes == () and exact.options.duration_seconds == 8
 

@@ -207,7 +207,8 @@ class SqliteTasks(SqliteBase):
     async def forget_result_url(self, task_id: str) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE tasks SET result_url = NULL, updated_at = ? WHERE id = ?",
+                "UPDATE tasks SET result_url = NULL, result_message_id = NULL, updated_at = ?"
+                " WHERE id = ?",
                 (ts(self._clock()), task_id),
             )
 
