@@ -200,6 +200,7 @@ class RetryModal(discord.ui.Modal, title="Try again"):
 
     prompt: discord.ui.TextInput[RetryModal] = discord.ui.TextInput(
         label="Prompt",
+        custom_id="prompt",
         style=discord.TextStyle.paragraph,
         min_length=1,
         max_length=4000,

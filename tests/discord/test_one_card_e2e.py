@@ -127,3 +127,30 @@ async def test_expired_token_leaves_a_card_that_claims_no_progress(demo_world: B
     for left in [m for m in public(world) if m["id"] != post["id"]]:
         assert left["embeds"][0]["title"] == card["embeds"][0]["title"]
         assert "Generating" not in str(left)
+
+
+async def test_try_again_opens_the_prompt_and_submits_the_edit(demo_world: BotWorld) -> None:
+    """A failure post's Try again: the prompt (refused for content, so never shown in the
+    channel) is offered for editing to its requester only; the edit is a new video."""
+    world = demo_world
+    await submit(world, "a duel #fail")
+    (post,) = await eventually(lambda: posts(world))
+    (task,) = (await world.bot.store.guild_tasks(world.guild.id)).tasks
+    custom_id = f"sora:retry:{task.id}"
+
+    stranger = await world.fake.send_component(world.guild, world.moderator, post, custom_id)
+    await stranger.wait_final()
+    assert stranger.modal is None
+    assert "Only the member who asked for this video" in stranger.text()
+
+    clicked = await world.fake.send_component(world.guild, world.member, post, custom_id)
+    await clicked.wait_callback()
+    assert clicked.modal is not None and "a duel #fail" in str(clicked.modal)
+    edited = await clicked.submit_modal({"prompt": "a calm lake at dawn"})
+    await edited.wait_final()
+    await edited.wait_followups(1)
+    tasks = (await world.bot.store.guild_tasks(world.guild.id)).tasks
+    retried = [t for t in tasks if t.id != task.id]
+    assert [(t.prompt, t.user_id) for t in retried] == [
+        ("a calm lake at dawn", int(world.member["id"]))
+    ]
