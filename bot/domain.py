@@ -155,6 +155,7 @@ class NewTask:
     options: GenerationOptions
     image_url: str | None = None
     upload_limit: int | None = None  # bytes, as Discord reported for the channel
+    remix_of_task_id: str | None = None  # the task whose video this one remixes
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ class Task:
     result_message_id: int | None = None
     callback_token: str | None = None
     upload_limit: int | None = None
+    remix_of_task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ class Checked:
     notes: tuple[str, ...]
     image: ImageInput | None = None  # read by `read_image` (image mode)
     remix_of: str | None = None  # the source video's provider task id (a remix)
+    remix_source_id: str | None = None  # the source video's task id (a remix)
 
     @property
     def needs_image(self) -> bool:
@@ -204,7 +205,7 @@ class SoraService:
                 quality=source.options.quality,
             )
         )
-        return replace(checked, remix_of=source.provider_task_id)
+        return replace(checked, remix_of=source.provider_task_id, remix_source_id=source.id)
 
     async def read_image(self, checked: Checked) -> Checked:
         """Download the picture and check it by its content (image mode; otherwise, or
@@ -242,6 +243,7 @@ class SoraService:
                 options=checked.options,
                 image_url=request.attachment.url if request.attachment else None,
                 upload_limit=request.upload_limit,
+                remix_of_task_id=checked.remix_source_id,
             ),
             self._settings.default_limits,
         )

@@ -158,6 +158,7 @@ class RemixModal(discord.ui.Modal, title="Remix this video"):
 
     change: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
         label="What should change?",
+        custom_id="change",
         style=discord.TextStyle.paragraph,
         placeholder="e.g. make it night time, with neon signs",
         min_length=1,

@@ -32,14 +32,15 @@ from typing import Any
 import discord
 import httpx
 
+from bot.discord.channels import channel_for, find_result_post
 from bot.discord.components import failure_view, result_view
 from bot.discord.rendering import (
     card_sent_privately_line,
     direct_messaged_line,
-    footer_for,
     outcome_message,
     posted_line,
     progress_embed,
+    result_message_url,
     undeliverable_line,
     video_link,
 )
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = timedelta(minutes=14, seconds=30)  # Discord's 15, with a margin
 PROGRESS_EDIT_SECONDS = 5.0
-HISTORY_SCAN = 50
 
 
 def nonce_for(task: Task) -> str:
@@ -324,11 +324,11 @@ class Notifier:
 
     async def _post(self, task: Task) -> bool:
         """Post in the task's channel; False if the channel is gone or closed to the bot."""
-        channel = await self._channel(task.channel_id)
+        channel = await channel_for(self._client, task.channel_id)
         if channel is None:
             return False
         if task.notify_state is NotifyState.POSTING:
-            found = await self._already_posted(channel, task)
+            found = await find_result_post(self._client, channel, task)
             if found is not None:
                 shown = await self._link_shown(found, composed=None)
                 await self._store.record_delivery(
@@ -459,46 +459,6 @@ class Notifier:
         if task.result_url is not None:
             await self._store.forget_result_url(task.id)
 
-    async def _channel(self, channel_id: int) -> discord.abc.Messageable | None:
-        channel = self._client.get_channel(channel_id)
-        if channel is None:
-            try:
-                channel = await self._client.fetch_channel(channel_id)
-            except (discord.NotFound, discord.Forbidden):
-                return None
-        return channel if isinstance(channel, discord.abc.Messageable) else None
-
-    async def _already_posted(
-        self, channel: discord.abc.Messageable, task: Task
-    ) -> discord.Message | None:
-        """After a failed or interrupted post, find this task's result in the channel.
-
-        Only the bot's own channel message counts. The interaction's "on its way"
-        response also comes from the bot and shows "Task XXXXXX" in its progress footer,
-        but it is sent through the interaction's webhook, so it carries
-        `interaction_metadata` and a `webhook_id`; the result's footer is exactly the
-        task line. A transient failure here is raised (retry later); without the right
-        to read history (403) the nonce alone prevents a duplicate."""
-        me = self._client.user
-        if me is None:
-            return None
-        expected = footer_for(task)
-        try:
-            async for message in channel.history(limit=HISTORY_SCAN):
-                if (
-                    message.author.id != me.id
-                    or message.webhook_id is not None
-                    or message.interaction_metadata is not None
-                ):
-                    continue
-                if any(e.footer.text == expected for e in message.embeds):
-                    return message
-        except discord.HTTPException as exc:
-            if is_transient(exc):
-                raise
-            log.info("cannot read the history of channel %s: %s", task.channel_id, exc)
-        return None
-
     async def _compose(
         self, task: Task, *, direct: bool = False
     ) -> tuple[str, discord.Embed, discord.File | None, discord.ui.View | None]:
@@ -515,9 +475,17 @@ class Notifier:
             link=link,
             problem=problem,
             direct=direct,
+            source_url=await self._source_url(task),
         )
         view = None if direct else result_view(task, remix=self._provider.capabilities.remix)
         return content, embed, file, view
+
+    async def _source_url(self, task: Task) -> str | None:
+        """A remix's source video post, if it is still there."""
+        if task.remix_of_task_id is None:
+            return None
+        source = await self._store.get_task(task.remix_of_task_id)
+        return None if source is None else result_message_url(source)
 
     async def _video(self, task: Task) -> PreparedVideo:
         """The finished video as a file to attach, a link to show, or why neither."""

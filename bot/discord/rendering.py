@@ -244,9 +244,11 @@ def result_post(
     link: str | None = None,
     problem: str | None = None,
     direct: bool = False,
+    source_url: str | None = None,
 ) -> tuple[str, discord.Embed]:
     """(content, embed) for a finished video; `link` is shown as its "Video" field, and
-    `problem` explains why there is neither a file nor a link."""
+    `problem` explains why there is neither a file nor a link. A remix links the post of
+    the video it came from (`source_url`)."""
     embed = discord.Embed(
         title="✅ Your video is ready", description=quoted_prompt(task), colour=SUCCESS
     )
@@ -258,6 +260,8 @@ def result_post(
         embed.add_field(name="Video", value=f"[Open the video]({link})", inline=False)
     if problem:
         embed.add_field(name="Video", value=problem, inline=False)
+    if source_url:
+        embed.add_field(name="Remixed from", value=f"[the original video]({source_url})")
     return f"<@{task.user_id}> your video is ready{_elsewhere(task, direct)}!", fit_embed(embed)
 
 
@@ -556,13 +560,19 @@ def outcome_message(
     link: str | None = None,
     problem: str | None = None,
     direct: bool = False,
+    source_url: str | None = None,
 ) -> tuple[str, discord.Embed]:
     """(content, embed) for a task's outcome: `outcome_content` first; the embed keeps
     the details without repeating that sentence as its title, and a failure refused
-    for content does not quote the prompt."""
+    for content does not quote the prompt. A remix links its source (`source_url`)."""
     if task.state is TaskState.SUCCEEDED:
         _, embed = result_post(
-            task, provider_name=provider_name, link=link, problem=problem, direct=direct
+            task,
+            provider_name=provider_name,
+            link=link,
+            problem=problem,
+            direct=direct,
+            source_url=source_url,
         )
     else:
         _, embed = failure_post(task, direct=direct)

@@ -13,7 +13,7 @@ import pytest
 from bot.domain import NotifyState
 from tests.conftest import BotWorld, running_world
 from tests.fakes import FakeDiscord, FakeInteraction
-from tests.fakes.providers import FakeApixo
+from tests.fakes.providers import FakeApixo, FakeOpenAI
 from tests.helpers import eventually, posts
 
 FAST = {"poll_first_delay_seconds": 0.1, "poll_interval_seconds": 0.1}
@@ -154,3 +154,27 @@ async def test_try_again_opens_the_prompt_and_submits_the_edit(demo_world: BotWo
     assert [(t.prompt, t.user_id) for t in retried] == [
         ("a calm lake at dawn", int(world.member["id"]))
     ]
+
+
+async def test_a_remix_links_to_the_video_it_came_from(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    async with FakeOpenAI(generation_seconds=0.3) as provider:
+        async with running_world(
+            fake_discord, tmp_path, **FAST, **provider.settings_overrides()
+        ) as world:
+            await submit(world, "a lighthouse at night")
+            (original,) = await eventually(lambda: posts(world))
+            (source,) = (await world.bot.store.guild_tasks(world.guild.id)).tasks
+            clicked = await world.fake.send_component(
+                world.guild, world.member, original, f"sora:remix:{source.id}"
+            )
+            await clicked.wait_callback()
+            edited = await clicked.submit_modal({"change": "make it snow"})
+            await edited.wait_final()
+            posted = await eventually(lambda: len(posts(world)) == 2 and posts(world))
+    remix = posted[1]
+    fields = {f["name"]: f["value"] for f in remix["embeds"][0]["fields"]}
+    url = f"https://discord.com/channels/{world.guild.id}/{original['channel_id']}/{original['id']}"
+    assert fields["Remixed from"] == f"[the original video]({url})"
+    assert provider.requests_for("remix"), "the remix was sent to the provider's remix route"

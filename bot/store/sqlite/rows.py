@@ -69,6 +69,11 @@ def task_from(row: sqlite3.Row) -> Task:
         result_message_id=row["result_message_id"],
         callback_token=row["callback_token"],
         upload_limit=row["upload_limit"],
+        # Absent from databases opened at a schema before migration 5 (upgrade tests).
+        # `in row` would search the values of a sqlite3.Row: its keys are what count.
+        remix_of_task_id=(
+            row["remix_of_task_id"] if "remix_of_task_id" in row.keys() else None  # noqa: SIM118
+        ),
     )
 
 

@@ -72,6 +72,15 @@ async def insert_task(db: aiosqlite.Connection, new: NewTask, now: datetime) -> 
         except sqlite3.IntegrityError:
             continue  # id collision: draw again
         assert row is not None
+        if new.remix_of_task_id is not None:
+            # Written only for remixes, so a database opened at an older schema (the
+            # upgrade tests) still takes ordinary tasks; the column is migration 5's.
+            row = await first(
+                db,
+                "UPDATE tasks SET remix_of_task_id = ? WHERE id = ? RETURNING *",
+                (new.remix_of_task_id, task_id),
+            )
+            assert row is not None
         return row
     raise RuntimeError("could not draw a free task id")
 
