@@ -248,6 +248,19 @@ async def test_bot_without_attach_permission_says_so(world: BotWorld) -> None:
     assert answer.ephemeral
 
 
+async def test_bot_missing_two_permissions_names_both_in_a_sentence(world: BotWorld) -> None:
+    answer = await world.fake.send_command(
+        world.guild, world.member, "sora", world.fake.sub("text", prompt="x"),
+        app_permissions=EMBED | VIEW,
+    )  # fmt: skip
+    await answer.wait_final()
+    assert answer.text().startswith(
+        "I need the **Send Messages** and **Attach Files** permissions in this channel to "
+        "deliver videos. Ask a moderator to give me them"
+    )
+    assert answer.ephemeral
+
+
 async def test_status_lists_own_tasks_and_hides_others(world: BotWorld) -> None:
     mine = await text(world, world.member, "my own video")
     await mine.wait_final()
