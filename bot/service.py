@@ -179,7 +179,9 @@ class SoraService:
             quality=request.quality or base.quality,
         )
         planned = plan_options(
-            self.provider.display_name,
+            # Members read "the video service", not a reseller's name; moderators setting
+            # the defaults (below) see the provider's own name.
+            "The video service",
             self.provider.capabilities,
             request.mode,
             request.prompt,

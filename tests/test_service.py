@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from bot.domain import (
+    Aspect,
     Mode,
     NotifyState,
     QuotaLimits,
@@ -279,3 +280,17 @@ async def test_remix_keeps_the_source_options(world: World) -> None:
     result = await service.send(await service.reserve(checked))
     assert world.provider.remixed == [(source.task.provider_task_id, "at night")]
     assert result.task.user_id == BOB and result.task.provider_task_id.startswith("remix-of-")
+
+
+
+async def test_a_member_reads_the_video_service_not_the_resellers_name(world: World) -> None:
+    """Refusals of an option name no provider to members (plain words, issue 12)."""
+    provider: Any = world.service.provider
+    provider.display_name = "Some Reseller"
+    provider.capabilities = dataclasses.replace(
+        provider.capabilities, aspects=(Aspect.LANDSCAPE, Aspect.PORTRAIT)
+    )
+    with pytest.raises(InvalidInputError) as exc:
+        await world.service.check(dataclasses.replace(text(), aspect=Aspect.SQUARE))
+    assert exc.value.user_message.startswith("The video service cannot make square videos")
+    assert "Some Reseller" not in exc.value.user_message
