@@ -309,38 +309,23 @@ def check_quota(status: QuotaStatus, cost: int) -> None:
     limits = status.limits
     if not limits.generation_enabled:
         raise GenerationDisabledError()
-    unit = limits.unit.value
-    if limits.user_daily is not None and status.user_used_today + cost > limits.user_daily:
-        raise QuotaExceededError(
-            mine=True,
-            limit=limits.user_daily,
-            unit=unit,
-            period="today",
-            resets_at=status.day_resets_at,
-            cost=cost,
-            remaining=max(0, limits.user_daily - status.user_used_today),
-        )
-    if status.guild_used_today + cost > limits.daily:
-        raise QuotaExceededError(
-            mine=False,
-            limit=limits.daily,
-            unit=unit,
-            period="today",
-            resets_at=status.day_resets_at,
-            cost=cost,
-            remaining=max(0, limits.daily - status.guild_used_today),
-        )
-    if status.guild_used_month + cost > limits.monthly:
-        raise QuotaExceededError(
-            mine=False,
-            limit=limits.monthly,
-            unit=unit,
-            period="this month",
-            resets_at=status.month_resets_at,
-            cost=cost,
-            remaining=max(0, limits.monthly - status.guild_used_month),
-        )
-
+    # (mine, limit, used, period, resets at), in the order a member can act on.
+    checks = (
+        (True, limits.user_daily, status.user_used_today, "today", status.day_resets_at),
+        (False, limits.daily, status.guild_used_today, "today", status.day_resets_at),
+        (False, limits.monthly, status.guild_used_month, "this month", status.month_resets_at),
+    )
+    for mine, limit, used, period, resets_at in checks:
+        if limit is not None and used + cost > limit:
+            raise QuotaExceededError(
+                mine=mine,
+                limit=limit,
+                unit=limits.unit.value,
+                period=period,
+                resets_at=resets_at,
+                cost=cost,
+                remaining=max(0, limit - used),
+            )
 
 def day_key(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")

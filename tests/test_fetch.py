@@ -508,7 +508,6 @@ async def test_the_notifier_neither_fetches_nor_links_an_unsafe_address(
             client=None,  # type: ignore[arg-type]  # _video talks to no Discord
             store=None,  # type: ignore[arg-type]
             provider=_UrlProvider(unsafe, fail),  # type: ignore[arg-type]
-            http_client=client,
             fetcher=Fetcher(client, MediaPolicy(["https://provider.example/v1"])),
         )
         task = SimpleNamespace(id="T1", upload_limit=None, result_url=unsafe, provider_task_id="p1")

@@ -116,7 +116,6 @@ class SoraBot(commands.Bot):
             client=self,
             store=store,
             provider=provider,
-            http_client=http_client,
             metrics=self.metrics,
             media_host=self.media_host,
             fetcher=self.fetcher,

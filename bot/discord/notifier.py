@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import discord
-import httpx
 
 from bot.discord.channels import channel_for, find_result_post
 from bot.discord.components import failure_view, result_view
@@ -89,7 +88,6 @@ class Notifier:
         client: discord.Client,
         store: Store,
         provider: VideoProvider,
-        http_client: httpx.AsyncClient,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utc_now,
         media_host: MediaHost | None = None,
@@ -103,7 +101,6 @@ class Notifier:
         self._client = client
         self._store = store
         self._provider = provider
-        self._http = http_client
         self._metrics = metrics or Metrics()
         self._clock = clock
         # Public so that settings (or a test) can shorten it.

@@ -136,7 +136,6 @@ def notifier_for(client: Client, store: SqliteStore, http: httpx.AsyncClient) ->
         client=client,  # type: ignore[arg-type]
         store=store,
         provider=DemoProvider(0.01),
-        http_client=http,
         fetcher=Fetcher(http, MediaPolicy([None])),
         retry_policy=RetryPolicy(first_delay=0.01, max_delay=0.05, window=60),
     )
