@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -42,3 +43,10 @@ def fast_http(
         backoff_initial=0.01,
         max_retry_seconds=5,
     )
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on right now (for a listener a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

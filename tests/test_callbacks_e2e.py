@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,7 @@ from bot.domain import NotifyState, TaskState
 from tests.conftest import BotWorld, running_world
 from tests.fakes import FakeDiscord
 from tests.fakes.providers import FakeApixo, FakeOpenAI, FakeSora2API
-from tests.helpers import eventually, posts
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.helpers import eventually, free_port, posts
 
 
 def listener(port: int) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from bot.webhooks import ListenerLimits
 from tests.conftest import BotWorld, running_world
 from tests.fakes import FakeDiscord
 from tests.fakes.providers import FakeApixo, FakeOpenAI, FakeSora2API
-from tests.helpers import eventually, posts
-from tests.test_callbacks_e2e import free_port, listener, submit
+from tests.helpers import eventually, free_port, posts
+from tests.test_callbacks_e2e import listener, submit
 
 Stalled = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -31,7 +30,7 @@ from tests.conftest import (
 )
 from tests.fakes import FakeDiscord, FakeInteraction
 from tests.fakes.providers import FakeApixo, FakeOpenAI
-from tests.helpers import eventually, posts
+from tests.helpers import eventually, free_port, posts
 
 FAST = {"poll_first_delay_seconds": 0.1, "poll_interval_seconds": 0.1}
 # Retries a test can wait for; the production policy starts at 2 s and goes on for 15 min.
@@ -352,12 +351,6 @@ async def test_dm_delivery_of_a_closed_channel_keeps_nothing(
 
 
 # Delete removes the video, not only the post
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_delete_removes_the_self_hosted_file_and_the_stored_link(

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -30,15 +29,9 @@ from tests.conftest import BotWorld, running_world
 from tests.fakes import FakeDiscord
 from tests.fakes.providers import FakeApixo, FakeOpenAI, make_png
 from tests.fakes.providers.base import FakeTask, ProviderRequest, Reply
-from tests.helpers import eventually, posts
+from tests.helpers import eventually, free_port, posts
 
 FAST = {"poll_first_delay_seconds": 0.1, "poll_interval_seconds": 0.1}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @asynccontextmanager

@@ -42,8 +42,8 @@ from tests.clock import FakeClock
 from tests.conftest import running_world
 from tests.fakes import FakeDiscord
 from tests.fakes.providers import FakeApixo
-from tests.helpers import eventually, fast_http, posts
-from tests.test_callbacks_e2e import free_port, listener
+from tests.helpers import eventually, fast_http, free_port, posts
+from tests.test_callbacks_e2e import listener
 from tests.test_tracker import LIMITS, Recorder
 
 REQUEST = GenerationRequest(Mode.TEXT, "a lighthouse", GenerationOptions(duration_seconds=8))
