@@ -54,6 +54,8 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
+CLOSE_GRACE_SECONDS = 5.0  # how long `close` waits for posts already under way
+
 TOKEN_LIFETIME = timedelta(minutes=14, seconds=30)  # Discord's 15, with a margin
 PROGRESS_EDIT_SECONDS = 5.0
 
@@ -109,6 +111,8 @@ class Notifier:
         # way it ends (`tracked_tasks` shows what is held).
         self._interactions: dict[str, _Live] = {}
         self._delivering: dict[str, _TaskLock] = {}
+        self._idle = asyncio.Event()  # set while no delivery holds a task lock
+        self._idle.set()
         self._retries: dict[str, Retry] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -128,6 +132,9 @@ class Notifier:
         for job in running:
             job.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        # An attempt already under way schedules nothing more now; let it finish (bounded).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), CLOSE_GRACE_SECONDS)
         self._retries.clear()
         self._background.clear()
         self._interactions.clear()
@@ -218,6 +225,7 @@ class Notifier:
     async def _locked(self, task_id: str) -> AsyncIterator[None]:
         entry = self._delivering.setdefault(task_id, _TaskLock())
         entry.users += 1
+        self._idle.clear()
         try:
             async with entry.lock:
                 yield
@@ -225,6 +233,8 @@ class Notifier:
             entry.users -= 1
             if entry.users == 0:
                 self._delivering.pop(task_id, None)
+            if not self._delivering:
+                self._idle.set()
 
     async def _attempt(self, task_id: str, *, scheduled: bool) -> None:
         async with self._locked(task_id):
