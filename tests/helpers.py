@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -45,8 +46,37 @@ def fast_http(
     )
 
 
+def _ephemeral_range() -> range:
+    """The ports the kernel hands to outgoing connections (Linux's default if unreadable)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as file:
+            low, high = (int(part) for part in file.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+_next_port = 20000 + os.getpid() % 5000
+
+
 def free_port() -> int:
-    """A port on 127.0.0.1 nothing listens on right now (for a listener a test starts)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port on 127.0.0.1 nothing listens on right now, for a listener a test starts.
+
+    Why not `bind(0)`: that hands out a port from the kernel's ephemeral range, the same
+    range every outgoing connection of the suite draws its source port from, so between
+    this call and the listener binding, a client could take it ("address already in use",
+    seen in CI). Ports below that range are only ever taken by someone binding on purpose.
+    """
+    global _next_port
+    ephemeral = _ephemeral_range()
+    while True:
+        _next_port = _next_port + 1 if _next_port < 30000 else 20000
+        port = _next_port
+        if port in ephemeral:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port

@@ -34,7 +34,7 @@ from bot.url_policy import (
 )
 from tests.fakes.providers import FakeOpenAI
 from tests.fakes.providers.base import DEFAULT_MP4
-from tests.helpers import fast_http
+from tests.helpers import fast_http, free_port
 
 MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(200)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -462,11 +462,8 @@ async def test_media_host_moves_files_and_serves_known_types_only(tmp_path: Path
 
 
 async def test_serving_files_gives_pictures_their_type_and_stops_after() -> None:
-    import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     public = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient() as http:
         async with serving_files(("127.0.0.1", port), public, 60) as publish:

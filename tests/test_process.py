@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from tests.fakes import FakeDiscord
 from tests.fakes.providers import FakeApixo
+from tests.helpers import free_port
 
 
 async def _read_until(stream: asyncio.StreamReader, marker: str, seen: list[str]) -> None:
@@ -103,9 +103,7 @@ async def test_real_process_listener_refuses_forged_and_misrouted_reports(
     """Black box: the real process with APIXO and a public listener. A forged report at
     the webhook door, at a guessed callback address, and /metrics without its token are
     all refused the same way, and nothing is logged that names a secret."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     guild = fake_discord.add_guild("Process Guild")
     async with FakeApixo() as apixo:
         env = {

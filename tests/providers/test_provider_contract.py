@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +52,7 @@ from tests.fakes.providers import (
     FakeSoraVideo,
     FakeUlazAI,
 )
-from tests.helpers import fast_http
+from tests.helpers import fast_http, free_port
 
 NAMES = ["apixo", "sora2api", "soravideo", "ulazai", "openai"]
 FAKES: dict[str, type[FakeProvider]] = {
@@ -233,9 +232,7 @@ async def test_connection_refused_create_is_retried_safely(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Nothing listening: the create certainly never arrived, so it may be sent again."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     dead = FAKES[rig.name]()
     dead._port = port  # type: ignore[attr-defined]
     provider = adapter(rig.name, dead, rig.client)
