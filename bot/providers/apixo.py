@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,8 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
     Submission,
+    plausible_seconds,
+    took_seconds,
 )
 from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import ProviderHTTP, check_envelope, looks_like_content_policy
@@ -155,7 +158,11 @@ class ApixoProvider(ProviderDefaults):
                 if not urls:
                     raise ProviderUnavailableError(self.name, "success without a result URL")
                 return ProviderStatus(
-                    state, 100, video_url=urls[0], provider_task_id=provider_task_id
+                    state,
+                    100,
+                    video_url=urls[0],
+                    provider_task_id=provider_task_id,
+                    generation_seconds=_generation_seconds(data),
                 )
             case ProviderState.FAILED:
                 raw = str(data.get("failCode") or "")
@@ -172,6 +179,7 @@ class ApixoProvider(ProviderDefaults):
                     failure_code=code,
                     failure_message=message,
                     provider_task_id=provider_task_id,
+                    generation_seconds=_generation_seconds(data),
                 )
             case ProviderState.QUEUED | ProviderState.RUNNING:
                 return ProviderStatus(state, None, provider_task_id=provider_task_id)
@@ -223,3 +231,27 @@ def _result_urls(raw: Any) -> list[str]:
         urls = raw.get("resultUrls") or raw.get("result_urls") or []
         return [u for u in urls if isinstance(u, str) and u]
     return []
+
+
+def _seconds_from_ms(value: Any) -> float | None:
+    """A millisecond figure (`createTime`, `completeTime`, `costTime`) in seconds, or None
+    for anything but a finite number above zero (strings, bools, null, NaN, a number too
+    large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value) / 1000
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def _generation_seconds(data: Mapping[str, Any]) -> float | None:
+    """APIXO's own `costTime` when it is a plausible duration, else `completeTime -
+    createTime` (all in ms)."""
+    cost = plausible_seconds(_seconds_from_ms(data.get("costTime")))
+    if cost is not None:
+        return cost
+    return took_seconds(
+        _seconds_from_ms(data.get("createTime")), _seconds_from_ms(data.get("completeTime"))
+    )

@@ -57,6 +57,31 @@ class ProviderStatus:
     failure_code: FailureCode | None = None
     failure_message: str | None = None  # the provider's own words, for logs and details
     provider_task_id: str | None = None  # set by callbacks, which name their task
+    # How long the generation took by the provider's own clock (its create and complete
+    # timestamps, or its own cost figure), when it says so: the polling schedule learns
+    # generation times from it (`bot.polling`). None when it does not say, or says
+    # something implausible (negative, or longer than a day).
+    generation_seconds: float | None = None
+
+
+# A provider's own timing is untrusted input: a duration outside this is ignored.
+LONGEST_PLAUSIBLE_GENERATION = 86_400.0
+
+
+def took_seconds(started: float | None, finished: float | None) -> float | None:
+    """The generation time from a provider's start and end timestamps (seconds, its own
+    clock, so any clock skew with ours cancels out), or None if either is missing or the
+    difference is not a plausible generation time (zero or less, or over a day)."""
+    if started is None or finished is None:
+        return None
+    return plausible_seconds(finished - started)
+
+
+def plausible_seconds(seconds: float | None) -> float | None:
+    """`seconds` if it could be how long a generation took, else None."""
+    if seconds is None or seconds != seconds:  # NaN
+        return None
+    return seconds if 0 < seconds <= LONGEST_PLAUSIBLE_GENERATION else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
     Submission,
+    took_seconds,
 )
 from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import ProviderHTTP, looks_like_content_policy
@@ -131,6 +133,26 @@ def _failure(error: Any) -> tuple[FailureCode, str]:
     return FailureCode.PROVIDER_ERROR, message
 
 
+def _unix_seconds(value: Any) -> float | None:
+    """A Unix timestamp in seconds as the video object carries it (a number; the API sends
+    whole seconds), or None for anything else: a string, a bool, null, NaN, infinity, a
+    number too large for a float, zero or less."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def _generation_seconds(video: Mapping[str, Any]) -> float | None:
+    """How long the video took by the provider's clock: `completed_at - created_at`."""
+    return took_seconds(
+        _unix_seconds(video.get("created_at")), _unix_seconds(video.get("completed_at"))
+    )
+
+
 class OpenAIProvider(ProviderDefaults):
     name = "openai"
     display_name = "OpenAI-compatible Videos API"
@@ -213,10 +235,19 @@ class OpenAIProvider(ProviderDefaults):
             case ProviderState.FAILED:
                 code, message = _failure(video.get("error"))
                 return ProviderStatus(
-                    state, failure_code=code, failure_message=message, provider_task_id=task_id
+                    state,
+                    failure_code=code,
+                    failure_message=message,
+                    provider_task_id=task_id,
+                    generation_seconds=_generation_seconds(video),
                 )
             case ProviderState.SUCCEEDED:
-                return ProviderStatus(state, 100, provider_task_id=task_id)
+                return ProviderStatus(
+                    state,
+                    100,
+                    provider_task_id=task_id,
+                    generation_seconds=_generation_seconds(video),
+                )
             case ProviderState.QUEUED | ProviderState.RUNNING:
                 return ProviderStatus(state, percent, provider_task_id=task_id)
 

@@ -7,8 +7,9 @@ Its docs leave open whether the HTTP status mirrors the envelope `code`, so the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
     Submission,
+    plausible_seconds,
 )
 from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import ProviderHTTP, check_envelope, error_text, looks_like_content_policy
@@ -132,7 +134,11 @@ class Sora2ApiProvider(ProviderDefaults):
                 if not urls:
                     raise ProviderUnavailableError(self.name, "success without a video URL")
                 return ProviderStatus(
-                    ProviderState.SUCCEEDED, 100, video_url=urls[0], provider_task_id=task_id
+                    ProviderState.SUCCEEDED,
+                    100,
+                    video_url=urls[0],
+                    provider_task_id=task_id,
+                    generation_seconds=_generation_seconds(data),
                 )
             case 2 | 3:
                 what = "could not be created" if flag == 2 else "generation failed"
@@ -142,6 +148,7 @@ class Sora2ApiProvider(ProviderDefaults):
                     failure_code=_failure_code(message, data.get("errorCode")),
                     failure_message=message,
                     provider_task_id=task_id,
+                    generation_seconds=_generation_seconds(data),
                 )
             case _:
                 raise ProviderUnavailableError(self.name, f"unknown successFlag {flag}")
@@ -169,7 +176,11 @@ class Sora2ApiProvider(ProviderDefaults):
         urls = _video_urls(data)
         if str(code) == "200" and urls:
             return ProviderStatus(
-                ProviderState.SUCCEEDED, 100, video_url=urls[0], provider_task_id=task_id
+                ProviderState.SUCCEEDED,
+                100,
+                video_url=urls[0],
+                provider_task_id=task_id,
+                generation_seconds=_generation_seconds(data),
             )
         if str(code) != "200":
             message = error_text(payload) or error_text(data) or f"code {code}"
@@ -178,6 +189,7 @@ class Sora2ApiProvider(ProviderDefaults):
                 failure_code=_failure_code(message, code),
                 failure_message=message,
                 provider_task_id=task_id,
+                generation_seconds=_generation_seconds(data),
             )
         raise CallbackRejectedError("callback says neither success nor failure")
 
@@ -216,3 +228,38 @@ def _video_urls(raw: Any) -> list[str]:
         except ValueError:
             urls = [urls]
     return [u for u in urls if isinstance(u, str) and u] if isinstance(urls, list) else []
+
+
+# A calendar date, `T` or a space, a time, and an optional zone (`Z`, `+HH`, `+HH:MM`).
+_ISO_8601 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+
+
+def _provider_time(value: Any) -> datetime | None:
+    """`createTime`/`completeTime`, documented as "YYYY-MM-DD HH:MM:SS" with no time zone:
+    read as given (naive), on the provider's own clock. Other ISO-8601 spellings are read
+    too; anything else (not a string, not shaped like a date and time, no such date) is
+    None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _ISO_8601.fullmatch(text) is None:  # `fromisoformat` alone takes any separator, a NUL...
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # a shape that fits but a date that does not exist
+        return None
+
+
+def _generation_seconds(data: Mapping[str, Any]) -> float | None:
+    """`completeTime - createTime`, both on the provider's clock so its zone cancels out;
+    None when either is missing or unreadable, or one names a zone and the other not."""
+    started = _provider_time(data.get("createTime"))
+    finished = _provider_time(data.get("completeTime"))
+    if started is None or finished is None:
+        return None
+    if (started.tzinfo is None) != (finished.tzinfo is None):
+        return None
+    return plausible_seconds((finished - started).total_seconds())

@@ -8,8 +8,9 @@ callbacks: tasks are polled at `GET /tasks/{id}`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
     Submission,
+    plausible_seconds,
 )
 from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import (
@@ -91,6 +93,39 @@ def _progress(value: Any) -> int | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+# A calendar date, `T` or a space, a time, and an optional zone (`Z`, `+HH`, `+HH:MM`).
+_ISO_8601 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO-8601 time (`created_at`, `completed_at`: UTC with a trailing Z and
+    milliseconds; an offset or no zone at all is read too), or None for anything else
+    (not a string, not shaped like a date and time, no such date)."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _ISO_8601.fullmatch(text) is None:  # `fromisoformat` alone takes any separator, a NUL...
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # a shape that fits but a date that does not exist
+        return None
+
+
+def _generation_seconds(data: Mapping[str, Any]) -> float | None:
+    """`completed_at - created_at` by the provider's clock; None when either is missing or
+    unreadable, or one names a zone and the other not (no common clock to compare on)."""
+    started, finished = _instant(data.get("created_at")), _instant(data.get("completed_at"))
+    if started is None or finished is None:
+        return None
+    if (started.tzinfo is None) != (finished.tzinfo is None):
+        return None
+    return plausible_seconds((finished - started).total_seconds())
 
 
 def failure_code(message: str) -> FailureCode:
@@ -188,11 +223,15 @@ class SoraVideoProvider(ProviderDefaults):
                     100,
                     video_url=video_url,
                     thumbnail_url=_text(data.get("thumbnail_url")),
+                    generation_seconds=_generation_seconds(data),
                 )
             case ProviderState.FAILED:
                 message = error_text(data) or "video generation failed"
                 return ProviderStatus(
-                    state, failure_code=failure_code(message), failure_message=message
+                    state,
+                    failure_code=failure_code(message),
+                    failure_message=message,
+                    generation_seconds=_generation_seconds(data),
                 )
             case ProviderState.QUEUED | ProviderState.RUNNING:
                 return ProviderStatus(state, _progress(data.get("progress")))
