@@ -187,6 +187,10 @@ class Task:
     callback_token: str | None = None
     upload_limit: int | None = None
     remix_of_task_id: str | None = None
+    # When the tracker last claimed it for a status check (the previous one, on a task
+    # handed out by `claim_due_tasks`): a check that finds the video done bounds its
+    # generation time between that earlier "not yet" and now.
+    checked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,35 @@ class TaskUpdate:
     failure_code: str | None = None
     failure_reason: str | None = None
     next_check_at: datetime | None = None
+    # With a final state: how long the provider took, recorded (in the same transaction)
+    # in the generation-time history the polling schedule learns from.
+    took: GenerationTime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationTime:
+    """How long one video took to generate, in seconds from submission: exactly (`low ==
+    high`, from the provider's own timestamps) or bounded by the tracker's last check
+    that found it running and the first one that found it done."""
+
+    low: float
+    high: float
+
+    @property
+    def seconds(self) -> float:
+        """The best single figure: the middle of the bounds."""
+        return (self.low + self.high) / 2
+
+    @classmethod
+    def exact(cls, seconds: float) -> GenerationTime:
+        return cls(seconds, seconds)
+
+
+def kind_of(mode: Mode, options: GenerationOptions) -> str:
+    """Videos expected to take about as long as each other: same model tier (quality),
+    same length, same input (text or a picture). The aspect is left out: the two
+    orientations are one size, and splitting on it would halve the history."""
+    return f"{options.quality.value}-{options.duration_seconds}s-{mode.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +359,7 @@ def check_quota(status: QuotaStatus, cost: int) -> None:
                 cost=cost,
                 remaining=max(0, limit - used),
             )
+
 
 def day_key(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")

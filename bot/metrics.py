@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from bot.polling import Learned
 
 
 class Metrics:
@@ -27,6 +33,32 @@ class Metrics:
             buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
+        self.notice_lag = Histogram(
+            "sora_notice_lag_seconds",
+            "From the provider finishing (its own timing, or the middle of the last check"
+            " that found the video running and the first that found it done) to the"
+            " tracker noticing: what the polling schedule keeps under POLL_LAG_TARGET_SECONDS",
+            buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.generation_seconds = Gauge(
+            "sora_generation_seconds",
+            "Learned generation time of the latest videos, by provider, kind and quantile",
+            ["provider", "kind", "quantile"],
+            registry=self.registry,
+        )
+        self.generation_samples = Gauge(
+            "sora_generation_samples",
+            "Finished videos the learned generation times are read from",
+            ["provider", "kind"],
+            registry=self.registry,
+        )
+        self.first_check_seconds = Gauge(
+            "sora_poll_first_check_seconds",
+            "When the current schedule first checks a new task of this kind, after submission",
+            ["provider", "kind"],
+            registry=self.registry,
+        )
         self.task_seconds = Histogram(
             "sora_task_seconds",
             "From submission to a final state",
@@ -40,7 +72,14 @@ class Metrics:
             "sora_tracker_restarts", "Times the tracker loop was restarted", registry=self.registry
         )
 
-    def render(self, counts: dict[str, int]) -> bytes:
+    def render(
+        self, counts: dict[str, int], learned: Iterable[Learned] = (), provider: str = ""
+    ) -> bytes:
         for state in ("queued", "submitted", "running", "succeeded", "failed", "expired"):
             self.tasks.labels(state=state).set(counts.get(state, 0))
+        for kind in learned:
+            for name, value in (("0.05", kind.p05), ("0.5", kind.p50), ("0.95", kind.p95)):
+                self.generation_seconds.labels(provider, kind.kind, name).set(value)
+            self.generation_samples.labels(provider, kind.kind).set(kind.samples)
+            self.first_check_seconds.labels(provider, kind.kind).set(kind.schedule.first_delay)
         return generate_latest(self.registry)

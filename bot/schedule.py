@@ -5,16 +5,23 @@ Three cases, by what the provider tells us:
 - It reports progress: the remaining time is estimated from the rate so far.
 - It reports nothing but "running" (APIXO, for one): every check before the video can be
   ready is wasted, and every second between the end and the next check is observe lag.
-  Given the spread of generation times and an observe-lag target, `for_spread` places
-  the first check just after the shortest generations and then checks at the lag target.
+  Given recent generation times and an observe-lag target, `from_history` places the
+  first check just after the fastest generations and then checks at the lag target.
 - Callbacks are on: polling only catches lost callbacks, so the first check waits until
   nearly every generation has ended (and called back), and later ones are rare.
+
+Nothing here assumes how long a video takes: `from_history` takes the provider's recent
+generation times for one kind of video (`bot.polling` keeps them); `for_provider` is the
+documented guidance used until there is enough history.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.domain import GenerationTime
 from bot.providers.base import Capabilities
 
 # The tracker claims due tasks on a 0.1 s tick, so a check happens on the first tick at or
@@ -22,13 +29,46 @@ from bot.providers.base import Capabilities
 # lands on the tick at the target (2.0 s for a 2 s target) rather than the one after it.
 CHECK_HEADROOM_SECONDS = 0.05
 # Share of tasks allowed to wait longer than the lag target because the first check
-# comes a little after the shortest generations. A 95th-percentile target allows 5 %;
-# spending only 1 point leaves the rest for checks that run late: ticks run a little
-# long, and a process following many tasks cannot always check them on time.
-EARLY_SHARE = 0.01
+# comes a little after the shortest generations. A 95th-percentile target allows 5 %, and
+# the start is where that slack buys the most: a second without checks there saves a
+# request for every task, while a longer gap later saves one only for the tasks still
+# running. Three points go there; two are left for checks that run late (ticks run a
+# little long, and a process following many tasks cannot always check them on time).
+EARLY_SHARE = 0.03
 # With callbacks on and no spread known, the first safety-net check comes this many
 # times the provider's expected generation time after submission.
 CALLBACK_SAFETY_FACTOR = 1.5
+# With callbacks on, the safety net waits for this share of generations to have ended.
+CALLBACK_SHARE = 0.99
+
+
+def early_quantile(ordered: Sequence[float], share: float) -> float:
+    """A cautious estimate of the `share` quantile of sorted `ordered`, for the first
+    check: a first check placed late makes every task faster than it wait, so the
+    estimate errs early by the sampling noise. Of n samples, about n*share fall below the
+    true quantile, give or take sqrt(n*share): this takes the sample one such spread
+    lower. With too few samples to resolve it (under about 70 for 3 %), it reaches below
+    the fastest by the typical gap between the fastest few."""
+    if not ordered:
+        raise ValueError("no samples")
+    expected = share * len(ordered)
+    below = expected - math.sqrt(expected)
+    if below >= 1:
+        return ordered[math.floor(below) - 1]
+    few = min(4, len(ordered) - 1)
+    gap = (ordered[few] - ordered[0]) / few if few > 0 else 0.0
+    return max(0.0, ordered[0] - gap * (1 - max(0.0, below)))
+
+
+def quantile(ordered: Sequence[float], share: float) -> float:
+    """The `share` quantile of sorted `ordered`, erring to the safe side for a schedule:
+    below the median the lower of the two nearest samples (a first check placed a little
+    early costs a request; a little late costs lag), above it the higher."""
+    if not ordered:
+        raise ValueError("no samples")
+    position = share * (len(ordered) - 1)
+    index = math.floor(position) if share < 0.5 else math.ceil(position)
+    return ordered[min(len(ordered) - 1, max(0, index))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,40 +100,38 @@ class Schedule:
         )
 
     @classmethod
-    def for_spread(
+    def from_history(
         cls,
-        shortest: float,
-        longest: float,
+        times: Sequence[GenerationTime],
         *,
         lag: float,
         callbacks: bool = False,
     ) -> Schedule:
-        """A schedule for generations taking `shortest` to `longest` seconds, the provider
-        reporting no progress, that notices the end within `lag` seconds for 95 % of tasks.
+        """A schedule for videos like `times` (recent generation times of one kind), the
+        provider reporting no progress, that notices the end within `lag` seconds for
+        95 % of tasks at the fewest checks.
 
         A check made while the video cannot be ready costs a request and tells nothing.
         Early checks are the expensive ones: every task pays for them, while a late check
         is paid only by the tasks still running. A gap longer than `lag` anywhere makes
-        the same share of tasks wait too long, so the little slack a percentile target
-        gives is best spent at the start: the first check comes after the shortest
-        generation plus `lag` plus 1 % of the spread, then one every `lag` (less the
-        tracker's headroom). Polling alone, for an even spread of 40-120 s and a 2 s
+        the same share of tasks wait too long, so the slack a percentile target gives is
+        best spent at the start: the first check comes one interval after the fastest
+        3 % (`EARLY_SHARE`, estimated erring early: `early_quantile`), then one every
+        `lag` less the tracker's headroom. For an even spread of 40-120 s and a 2 s
         target, that is about 20 checks a task where checking every 3 s takes 27.
+        Whatever the distribution's shape (skewed, two humps, a provider that got
+        slower), only its low end decides when checking starts.
 
-        With callbacks, the first check waits for the longest generation plus a quarter
-        of the spread: when callbacks arrive, as they should, no check is needed at all.
-        """
-        if not 0 < shortest <= longest:
-            raise ValueError("need 0 < shortest <= longest")
+        With callbacks, the first check waits for the slowest 1 % plus a quarter of the
+        spread: when callbacks arrive, as they should, no check is needed at all."""
         if lag <= 0:
             raise ValueError("lag must be positive")
-        spread = longest - shortest
+        ordered = sorted(t.seconds for t in times)
+        low = early_quantile(ordered, EARLY_SHARE)
+        high = quantile(ordered, CALLBACK_SHARE)
         interval = max(lag / 2, lag - CHECK_HEADROOM_SECONDS)
-        if callbacks:
-            first = longest + max(lag, spread / 4)
-        else:
-            first = shortest + lag + EARLY_SHARE * spread
-        return cls(first_delay=first, interval=interval, callbacks=callbacks)
+        first = high + max(lag, (high - low) / 4) if callbacks else low + interval
+        return cls(first_delay=max(interval, first), interval=interval, callbacks=callbacks)
 
     def next_delay(self, elapsed: float, progress: int | None) -> float:
         """Seconds until the next check of a task `elapsed` seconds old.

@@ -55,6 +55,7 @@ from bot.errors import (
     ProviderRefusedError,
     TaskNotFoundError,
 )
+from bot.polling import PollPlanner
 from bot.providers.base import (
     FailureCode,
     GenerationRequest,
@@ -63,7 +64,6 @@ from bot.providers.base import (
     clean_prompt,
     plan_options,
 )
-from bot.schedule import Schedule
 from bot.settings import Settings
 from bot.store import Page, Store
 
@@ -143,7 +143,7 @@ class SoraService:
         store: Store,
         provider: VideoProvider,
         http_client: httpx.AsyncClient,
-        schedule: Schedule,
+        polling: PollPlanner,
         clock: Callable[[], datetime] = utc_now,
         *,
         image_download_seconds: float = IMAGE_DOWNLOAD_SECONDS,
@@ -153,7 +153,7 @@ class SoraService:
         self._store = store
         self.provider = provider
         self._http = http_client
-        self._schedule = schedule
+        self._polling = polling
         self._clock = clock
         # Per-task callback URLs, when providers can reach the bot's listener.
         self._callback_base = (
@@ -279,15 +279,31 @@ class SoraService:
             raise
         now = self._clock()
         first = submission.status
+        # The schedule counts from the task's creation, as the generation times it
+        # learned from do (`bot.polling`).
+        first_check = task.created_at + timedelta(
+            seconds=self._polling.schedule_for(task.mode, task.options).first_delay
+        )
         task = await self._store.mark_submitted(
             task.id,
             submission.provider_task_id,
             TaskState.RUNNING if first.state.value == "running" else TaskState.SUBMITTED,
             first.progress,
-            now + timedelta(seconds=self._schedule.first_delay),
+            max(now, first_check),
         )
-        expected_ready = now + timedelta(seconds=self.provider.capabilities.expected_seconds)
+        expected_ready = task.created_at + timedelta(seconds=self.usual_seconds(task))
         return SubmitResult(task, checked.notes, reserved.quota, expected_ready)
+
+    def usual_seconds(self, task: Task) -> float:
+        """How long a video like `task` usually takes here: the median of the provider's
+        recent ones of that kind, or the provider's documented figure until there are
+        enough of them."""
+        learned = self._polling.typical_seconds(task.mode, task.options)
+        return learned if learned is not None else self.provider.capabilities.expected_seconds
+
+    def usually_learned(self, task: Task) -> bool:
+        """Whether `usual_seconds` comes from history (else from the documentation)."""
+        return self._polling.typical_seconds(task.mode, task.options) is not None
 
     async def abandon(self, reserved: Reserved, error: BaseException) -> None:
         """Give a reservation up because of `error` (the provider refused, or the caller

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Delivery: following tasks to the end
     poll_first_delay_seconds: float | None = Field(default=None, gt=0)
     poll_interval_seconds: float | None = Field(default=None, gt=0)
+    # The polling schedule aims to notice 95 % of finished videos within this many seconds
+    # of the provider finishing, at the fewest status requests (`bot.polling`).
+    poll_lag_target_seconds: float = Field(default=2.0, ge=0.5, le=600)
     task_max_age_minutes: float = Field(default=60.0, gt=0)
     tracker_concurrency: int = Field(default=16, ge=1, le=1000)
     webhook_listen: str | None = None

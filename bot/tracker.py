@@ -30,7 +30,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.domain import NotifyState, Task, TaskState, TaskUpdate, settlement_for, utc_now
+from bot.domain import (
+    GenerationTime,
+    NotifyState,
+    Task,
+    TaskState,
+    TaskUpdate,
+    settlement_for,
+    utc_now,
+)
 from bot.errors import (
     ProviderError,
     ProviderUnavailableError,
@@ -38,6 +46,7 @@ from bot.errors import (
     UnknownProviderTaskError,
 )
 from bot.metrics import Metrics
+from bot.polling import PollPlanner
 from bot.providers.base import (
     FailureCode,
     ProviderState,
@@ -77,7 +86,7 @@ class Tracker:
         store: Store,
         provider: VideoProvider,
         deliverer: Deliverer,
-        schedule: Schedule,
+        polling: PollPlanner,
         max_age: timedelta,
         concurrency: int = 16,
         metrics: Metrics | None = None,
@@ -88,13 +97,14 @@ class Tracker:
     ) -> None:
         """`media_policy` (required, no default: a forgotten one must not mean "fetch
         anything") decides which video URLs a success may name; built from the active
-        provider's configured address."""
+        provider's configured address. `polling` says when to check each task, and
+        learns from every video that finishes."""
         self._media_policy = media_policy
         self._store = store
         self._tick = tick_seconds
         self._provider = provider
         self._deliverer = deliverer
-        self.schedule = schedule
+        self.polling = polling
         self._max_age = max_age
         self._slots = asyncio.Semaphore(concurrency)
         self._metrics = metrics or Metrics()
@@ -115,6 +125,7 @@ class Tracker:
     # Lifecycle
 
     async def start(self) -> None:
+        await self.polling.load()
         await self.recover()
         self._runner = asyncio.create_task(self._supervise(), name="tracker")
 
@@ -205,7 +216,8 @@ class Tracker:
         # changes nothing (the common case: still running, no progress reported) needs no
         # write of its own; only news is written. A check still in flight when its task
         # comes due again is not started twice.
-        due = await self._store.claim_due_tasks(now, CLAIM_BATCH, self.schedule.interval)
+        await self.polling.refresh_if_due()
+        due = await self._store.claim_due_tasks(now, CLAIM_BATCH, self.polling.lease)
         started = 0
         for task in due:
             if task.id in self._inflight:
@@ -291,7 +303,9 @@ class Tracker:
         self._errors.pop(task.id, None)
         if self._nothing_new(task, status, now):
             return  # the claim already scheduled the next check
-        await self.apply(task.id, status)
+        # The claimed task is as it was before the claim: `checked_at` is the previous
+        # check, the last one that found it unfinished.
+        await self.apply(task.id, status, running_at=task.checked_at)
 
     def _nothing_new(self, task: Task, status: ProviderStatus, now: datetime) -> bool:
         if status.state is not ProviderState.RUNNING and status.state is not ProviderState.QUEUED:
@@ -300,11 +314,21 @@ class Tracker:
         if not same_state or status.progress != task.progress:
             return False
         elapsed = (now - task.created_at).total_seconds()
-        return self.schedule.next_delay(elapsed, status.progress) == self.schedule.interval
+        schedule = self._schedule_of(task)
+        return schedule.next_delay(elapsed, status.progress) == self.polling.lease
 
-    async def apply(self, task_id: str, status: ProviderStatus) -> Task | None:
+    def _schedule_of(self, task: Task) -> Schedule:
+        return self.polling.schedule_for(task.mode, task.options)
+
+    async def apply(
+        self, task_id: str, status: ProviderStatus, *, running_at: datetime | None = None
+    ) -> Task | None:
         """Record what a poll or a callback said. Late, duplicated and out-of-order
-        reports change nothing: a final task stays final, and states never go back."""
+        reports change nothing: a final task stays final, and states never go back.
+
+        `running_at`: when the task was last seen unfinished (a poll passes its previous
+        check; for a callback, the stored last check is that), which bounds how long the
+        generation took when the provider does not say."""
         lock = self._locks.setdefault(task_id, asyncio.Lock())
         try:
             async with lock:
@@ -322,7 +346,7 @@ class Tracker:
                         if state is TaskState.QUEUED:
                             state = TaskState.SUBMITTED
                         elapsed = (now - task.created_at).total_seconds()
-                        delay = self.schedule.next_delay(elapsed, status.progress)
+                        delay = self._schedule_of(task).next_delay(elapsed, status.progress)
                         progress = status.progress
                         if progress is not None and task.progress is not None:
                             progress = max(progress, task.progress)
@@ -359,12 +383,14 @@ class Tracker:
                                         ),
                                     ),
                                 )
+                        took = generation_time(task, status, now, running_at or task.checked_at)
                         return await self._finish(
                             task,
                             TaskUpdate(
                                 TaskState.SUCCEEDED,
                                 result_url=status.video_url,
                                 thumbnail_url=await self._media_policy.safe(status.thumbnail_url),
+                                took=took,
                             ),
                         )
                     case ProviderState.FAILED:
@@ -381,6 +407,13 @@ class Tracker:
             if not lock.locked():
                 self._locks.pop(task_id, None)
 
+    def _learned(self, task: Task, took: GenerationTime, now: datetime) -> None:
+        """A video this process just finished (and stored its time): plan with it now,
+        and count how long after the provider's end the bot noticed."""
+        self.polling.learn(task.mode, task.options, took)
+        elapsed = (now - task.created_at).total_seconds()
+        self._metrics.notice_lag.observe(max(0.0, elapsed - took.seconds))
+
     async def _finish(self, task: Task, update: TaskUpdate) -> Task:
         """Close the task (final state plus charge or refund, one transaction), then
         deliver. A task some other report already closed is returned as it is."""
@@ -390,6 +423,8 @@ class Tracker:
             assert current is not None
             return current
         self._errors.pop(task.id, None)
+        if update.took is not None:
+            self._learned(task, update.took, self._clock())
         started = task.created_at
         if finished.completed_at is not None:
             self._metrics.task_seconds.observe((finished.completed_at - started).total_seconds())
@@ -449,11 +484,28 @@ class Tracker:
         if error:
             count = self._errors.get(task.id, 0) + 1
             self._errors[task.id] = count
-            backoff = min(MAX_BACKOFF_SECONDS, self.schedule.interval * 2**count)
+            backoff = min(MAX_BACKOFF_SECONDS, self._schedule_of(task).interval * 2**count)
             delay = backoff * random.uniform(0.8, 1.2)
         else:
             elapsed = (now - task.created_at).total_seconds()
-            delay = self.schedule.next_delay(elapsed, task.progress)
+            delay = self._schedule_of(task).next_delay(elapsed, task.progress)
         if at_least is not None:
             delay = max(delay, min(at_least, MAX_RETRY_AFTER_SECONDS))
         await self._store.set_next_check(task.id, now + timedelta(seconds=delay))
+
+
+def generation_time(
+    task: Task, status: ProviderStatus, now: datetime, running_at: datetime | None
+) -> GenerationTime | None:
+    """How long `task`'s video took, counted from submission as the schedule counts.
+
+    The provider's own figure where it gives one (never more than the time since
+    submission: no clock can make it longer than that); otherwise bounded by the last
+    check that found it running (or submission) and now, when it was found done."""
+    elapsed = (now - task.created_at).total_seconds()
+    if elapsed <= 0:
+        return None
+    if status.generation_seconds is not None:
+        return GenerationTime.exact(min(status.generation_seconds, elapsed))
+    seen_running = 0.0 if running_at is None else (running_at - task.created_at).total_seconds()
+    return GenerationTime(min(max(0.0, seen_running), elapsed), elapsed)

@@ -279,5 +279,8 @@ class WebhookServer:
         if not self._authorized(request):
             self.rejections.refused("a metrics request without the token", request.remote)
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-        payload = self._metrics.render(await self._counts.get())
+        polling = self._tracker.polling
+        payload = self._metrics.render(
+            await self._counts.get(), polling.snapshot(), self._provider.name
+        )
         return web.Response(body=payload, headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -152,12 +152,16 @@ async def status(interaction: Interaction, task: str | None = None) -> None:
         found = await service.find_task(
             guild_id, interaction.user.id, task, moderator=is_moderator(interaction)
         )
-        await send_reply(interaction, embed=task_embed(found, viewer_id=interaction.user.id))
+        usual = None if found.state.is_terminal else service.usual_seconds(found)
+        await send_reply(
+            interaction,
+            embed=task_embed(found, viewer_id=interaction.user.id, usual_seconds=usual),
+        )
         return
     page = await service.user_tasks(
         guild_id, interaction.user.id, page=1, page_size=STATUS_PAGE_SIZE
     )
-    await send_reply(interaction, embed=your_tasks_embed(page))
+    await send_reply(interaction, embed=your_tasks_embed(page, service.usual_seconds))
 
 
 # /sora history

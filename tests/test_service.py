@@ -28,6 +28,7 @@ from bot.errors import (
     ProviderRefusedError,
     QuotaExceededError,
 )
+from bot.polling import PollPlanner
 from bot.providers.base import GenerationRequest, Submission
 from bot.providers.demo import DemoProvider
 from bot.schedule import Schedule
@@ -117,7 +118,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             store,  # type: ignore[arg-type]
             provider,
             http,
-            Schedule(first_delay=10, interval=10),
+            PollPlanner.fixed(Schedule(first_delay=10, interval=10)),
         )
         yield World(service, store, provider, pictures)
     await inner.close()
@@ -280,7 +281,6 @@ async def test_remix_keeps_the_source_options(world: World) -> None:
     result = await service.send(await service.reserve(checked))
     assert world.provider.remixed == [(source.task.provider_task_id, "at night")]
     assert result.task.user_id == BOB and result.task.provider_task_id.startswith("remix-of-")
-
 
 
 async def test_a_member_reads_the_video_service_not_the_resellers_name(world: World) -> None:

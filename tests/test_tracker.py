@@ -19,6 +19,7 @@ from bot.domain import (
     TaskState,
 )
 from bot.errors import ProviderUnavailableError, RateLimitedError
+from bot.polling import PollPlanner
 from bot.providers.base import (
     Capabilities,
     GenerationRequest,
@@ -105,7 +106,7 @@ def make_tracker(
         store=store,
         provider=provider,
         deliverer=recorder,
-        schedule=Schedule(first_delay=0.01, interval=0.01),
+        polling=PollPlanner.fixed(Schedule(first_delay=0.01, interval=0.01)),
         max_age=timedelta(hours=1),
         # The scripted videos live at https://cdn/...: that origin stands in for the
         # provider's own address, so no test looks a name up in real DNS.

@@ -13,6 +13,7 @@ import pytest
 
 from bot.domain import NotifyState, Settle, Task, TaskState, TaskUpdate
 from bot.errors import ProviderUnavailableError, RateLimitedError
+from bot.polling import PollPlanner
 from bot.providers.base import ProviderState, ProviderStatus
 from bot.schedule import Schedule
 from bot.store import SqliteStore
@@ -69,7 +70,7 @@ def tracker_for(
         store=store,
         provider=provider,
         deliverer=deliverer,
-        schedule=Schedule(first_delay=INTERVAL, interval=INTERVAL),
+        polling=PollPlanner.fixed(Schedule(first_delay=INTERVAL, interval=INTERVAL)),
         max_age=timedelta(hours=1),
         concurrency=concurrency,
         clock=clock,

@@ -27,9 +27,9 @@ from bot.discord.notifier import Notifier
 from bot.fetch import Fetcher
 from bot.media import MediaHost
 from bot.metrics import Metrics
+from bot.polling import PollPlanner
 from bot.providers.base import VideoProvider
 from bot.providers.limits import TaskCap
-from bot.schedule import Schedule
 from bot.service import SoraService
 from bot.settings import Settings
 from bot.store import Store
@@ -96,13 +96,18 @@ class SoraBot(commands.Bot):
         callbacks = bool(settings.webhook_public_url and settings.listen_address) and (
             reports == "callback" or (reports == "webhook" and provider.accepts_signed_webhooks)
         )
-        self.schedule = Schedule.for_provider(
-            provider.capabilities,
+        # When to check each task: learned per kind of video from the store's history of
+        # generation times, the provider's documented guidance until there is enough.
+        self.polling = PollPlanner(
+            provider=provider.name,
+            capabilities=provider.capabilities,
+            lag=settings.poll_lag_target_seconds,
+            callbacks=callbacks,
             first_delay=settings.poll_first_delay_seconds,
             interval=settings.poll_interval_seconds,
-            callbacks=callbacks,
+            store=store,
         )
-        self.service = SoraService(settings, store, provider, http_client, self.schedule)
+        self.service = SoraService(settings, store, provider, http_client, self.polling)
         self.media_host = (
             MediaHost(media_folder(settings), settings.webhook_public_url)
             if settings.webhook_public_url and settings.listen_address
@@ -124,7 +129,7 @@ class SoraBot(commands.Bot):
             store=store,
             provider=provider,
             deliverer=self.notifier,
-            schedule=self.schedule,
+            polling=self.polling,
             max_age=timedelta(minutes=settings.task_max_age_minutes),
             concurrency=settings.tracker_concurrency,
             metrics=self.metrics,

@@ -10,10 +10,20 @@ The notifier, the components and the cogs call these; none builds an embed itsel
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import discord
 
-from bot.domain import EffectiveLimits, NotifyState, QuotaStatus, QuotaUnit, Task, TaskState
+from bot.domain import (
+    EffectiveLimits,
+    NotifyState,
+    QuotaStatus,
+    QuotaUnit,
+    Task,
+    TaskState,
+    utc_now,
+)
 from bot.errors import relative_time
 from bot.service import SubmitResult
 from bot.store import Page
@@ -323,8 +333,23 @@ def result_message_url(task: Task) -> str | None:
     )
 
 
-def task_embed(task: Task, *, viewer_id: int | None = None) -> discord.Embed:
-    """`/sora status <task>`: one task in detail, as `viewer_id` (default: its owner) reads it."""
+def usually_ready(task: Task, usual_seconds: float, now: datetime | None = None) -> str:
+    """When an unfinished video is usually ready, from how long such videos took lately
+    (`SoraService.usual_seconds`): "usually ready in about 2 minutes"."""
+    due = task.created_at + timedelta(seconds=usual_seconds)
+    left = (due - (now or utc_now())).total_seconds()
+    if left >= 45:
+        return f"usually ready in {wait_phrase(left)}"
+    if left > 0:
+        return "usually ready within a minute"
+    return "taking longer than usual; it will be posted as soon as it's done"
+
+
+def task_embed(
+    task: Task, *, viewer_id: int | None = None, usual_seconds: float | None = None
+) -> discord.Embed:
+    """`/sora status <task>`: one task in detail, as `viewer_id` (default: its owner) reads
+    it; `usual_seconds` (how long such videos take lately) says when it is likely ready."""
     embed = discord.Embed(title=state_label(task), description=quoted_prompt(task), colour=INFO)
     embed.add_field(name="Options", value=describe_options(task.options), inline=True)
     embed.add_field(name="Model", value=model_name(task.options.quality), inline=True)
@@ -332,6 +357,9 @@ def task_embed(task: Task, *, viewer_id: int | None = None) -> discord.Embed:
     embed.add_field(name="Started", value=relative(task.created_at), inline=True)
     if task.completed_at is not None:
         embed.add_field(name="Finished", value=relative(task.completed_at), inline=True)
+    elif usual_seconds is not None and not task.state.is_terminal:
+        phrase = usually_ready(task, usual_seconds)
+        embed.add_field(name="Ready", value=phrase[0].upper() + phrase[1:], inline=True)
     posted = result_message_url(task)
     if task.state is TaskState.SUCCEEDED and posted:
         embed.add_field(name="Video", value=f"[Go to the video]({posted})", inline=False)
@@ -346,9 +374,11 @@ def task_embed(task: Task, *, viewer_id: int | None = None) -> discord.Embed:
     return fit_embed(embed)
 
 
-def task_line(task: Task) -> str:
+def task_line(task: Task, usual_seconds: float | None = None) -> str:
     posted = result_message_url(task)
     go = f" · [video]({posted})" if task.state is TaskState.SUCCEEDED and posted else ""
+    if usual_seconds is not None and not task.state.is_terminal:
+        go = f" · {usually_ready(task, usual_seconds)}"
     return (
         f"`{task.id}` {state_label(task)} · {short_prompt(task.prompt, PROMPT_IN_LINE)} · "
         f"{relative(task.created_at)}{go}"
@@ -360,8 +390,11 @@ def task_choice_name(task: Task) -> str:
     return f"{task.id} · {state_label(task)} · {one_line(task.prompt, PROMPT_IN_LINE)}"[:100]
 
 
-def your_tasks_embed(page: Page) -> discord.Embed:
-    """`/sora status`: the member's videos in progress and the latest finished ones."""
+def your_tasks_embed(
+    page: Page, usual_seconds: Callable[[Task], float] | None = None
+) -> discord.Embed:
+    """`/sora status`: the member's videos in progress (with when each is usually ready,
+    given `usual_seconds`) and the latest finished ones."""
     embed = discord.Embed(title="Your videos", colour=INFO)
     if not page.tasks:
         embed.description = "You haven't made any videos here yet. Try `/sora text`."
@@ -373,7 +406,10 @@ def your_tasks_embed(page: Page) -> discord.Embed:
     unseen = max(0, page.total - len(page.tasks)) if not recent else 0
     embed.add_field(
         name="In progress",
-        value=_fitting([task_line(t) for t in active], unseen) or "nothing right now",
+        value=_fitting(
+            [task_line(t, usual_seconds(t) if usual_seconds else None) for t in active], unseen
+        )
+        or "nothing right now",
         inline=False,
     )
     if recent:

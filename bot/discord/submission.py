@@ -98,23 +98,19 @@ async def _run(
 ) -> SubmitResult:
     """The service's slow steps, with the interaction deferred privately first.
 
-    The quick checks have passed and were answered at once if they failed. The defer is
-    private for every submission, so every refusal until the provider has accepted the
-    job (the member's picture, the quota, the provider refusing the prompt at create)
-    simply replaces the member's own "thinking..." and nothing is left in the channel.
-    If Discord refuses the defer, the reservation is given back before anything is sent
-    to the provider."""
+    The quick checks have passed and were answered at once if they failed. The defer
+    comes next, before the quota is reserved: under a burst of commands, reservations
+    queue on the store's one connection, and the member's "thinking..." must not wait
+    for the queue (Discord wants an answer within 3 s). It is private for every
+    submission, so every refusal until the provider has accepted the job (the member's
+    picture, the quota, the provider refusing the prompt at create) simply replaces the
+    member's own "thinking..." and nothing is left in the channel. If Discord refuses
+    the defer, nothing was reserved yet."""
     service = bot.service
+    await defer_privately(interaction)
     if checked.needs_image:
-        await defer_privately(interaction)
         checked = await service.read_image(checked)
     reserved = await service.reserve(checked)
-    try:
-        if not interaction.response.is_done():
-            await defer_privately(interaction)
-    except BaseException as exc:
-        await service.abandon(reserved, exc)
-        raise
     return await service.send(reserved)
 
 
@@ -134,7 +130,10 @@ async def announce(
     card = await interaction.followup.send(
         content=interaction.user.mention,
         embed=submission_embed(
-            result, interaction.user, provider.display_name, provider.capabilities.expected_seconds
+            result,
+            interaction.user,
+            provider.display_name,
+            bot.service.usual_seconds(result.task),
         ),
         allowed_mentions=discord.AllowedMentions(users=[interaction.user]),
         wait=True,

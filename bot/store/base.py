@@ -23,6 +23,7 @@ from datetime import datetime
 from bot.domain import (
     EffectiveLimits,
     GenerationOptions,
+    GenerationTime,
     GuildSettings,
     NewTask,
     NotifyState,
@@ -143,6 +144,8 @@ class Store(ABC):
         `update.state` must be final. `settle` charges or refunds the reservation (at most
         one of them, ever, per task). `delivered=True` marks the outcome as already shown
         (the member saw the error in their own answer), so nothing is posted for it.
+        `update.took`, when given, joins the generation-time history in the same
+        transaction (only a task that really finishes here adds one).
 
         Returns the finished task, or None if it was already final: then nothing changes
         (a late or duplicated report never turns a delivered video into a failure, nor
@@ -161,7 +164,16 @@ class Store(ABC):
     @abstractmethod
     async def claim_due_tasks(self, now: datetime, limit: int, lease_seconds: float) -> list[Task]:
         """Unfinished tasks whose check is due, pushed `lease_seconds` ahead so that a
-        concurrent poller does not claim them too (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
+        concurrent poller does not claim them too (PostgreSQL: FOR UPDATE SKIP LOCKED),
+        and stamped `checked_at = now`. Each is returned as it was before the claim: its
+        `next_check_at` is when the check was due, its `checked_at` the previous check."""
+
+    @abstractmethod
+    async def generation_times(
+        self, provider: str, per_kind: int = 500
+    ) -> dict[str, list[GenerationTime]]:
+        """The latest `per_kind` generation times of `provider`'s finished videos, by kind
+        (`bot.domain.kind_of`), oldest first. `finish` adds them (`TaskUpdate.took`)."""
 
     @abstractmethod
     async def set_next_check(self, task_id: str, at: datetime) -> None:

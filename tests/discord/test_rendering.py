@@ -296,8 +296,7 @@ def test_every_embed_at_its_worst_case() -> None:
         display_name="ẞ" * 200, display_avatar=SimpleNamespace(url="https://cdn/a.png")
     )
     worst = [
-        replace(t, result_message_id=9, notify_state=NotifyState.POSTED)
-        for t in every_task_shape()
+        replace(t, result_message_id=9, notify_state=NotifyState.POSTED) for t in every_task_shape()
     ]
     for unit in QuotaUnit:
         status = quota(unit)

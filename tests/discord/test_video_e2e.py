@@ -81,13 +81,18 @@ async def test_text_submission_is_public_with_task_quota_and_wait(world: BotWorl
     assert task.state is TaskState.SUBMITTED and task.provider_task_id
 
 
-async def test_over_quota_is_private_immediate_and_uncharged(world: BotWorld) -> None:
+async def test_over_quota_is_private_and_uncharged(world: BotWorld) -> None:
+    """Acknowledged at once with a private "thinking..." (the reservation may queue behind
+    others on the store), which the refusal then replaces: nothing public, nothing
+    charged."""
     await world.bot.store.update_quota_limits(world.guild.id, _limits(user_daily=1))
     ok = await text(world, world.member, "first")
     await ok.wait_final()
     refused = await text(world, world.member, "second")
     final = await refused.wait_final()
-    assert refused.callbacks[0]["type"] == 4 and final["ephemeral"] is True
+    assert refused.callbacks[0]["type"] == 5 and refused.callbacks[0]["data"]["flags"] & 64
+    assert final["ephemeral"] is True
+    assert all(f["flags"] & 64 for f in refused.followups)  # every word of it private
     assert "You have used your 1 video for today. It resets <t:" in refused.text()
     status = await world.bot.store.quota_status(
         world.guild.id, int(world.member["id"]), world.settings.default_limits
@@ -412,4 +417,7 @@ async def test_status_with_a_dozen_unfinished_tasks_lists_them(world: BotWorld) 
     await listing.wait_final()
     body = listing.text()
     assert "Something went wrong" not in body and listing.ephemeral
-    assert "In progress" in body and "+2 more" in body
+    assert "In progress" in body
+    shown = body.count("clip ")
+    assert shown >= 5 and f"+{12 - shown} more" in body  # the count stays honest
+    assert body.count("usually ready in about a minute") == shown  # the demo takes seconds

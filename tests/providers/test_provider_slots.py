@@ -23,6 +23,7 @@ import pytest
 
 from bot.domain import GenerationOptions, Mode, NewTask, Settle, Task, TaskState, TaskUpdate
 from bot.errors import ProviderBusyError, UnknownProviderTaskError
+from bot.polling import PollPlanner
 from bot.providers.apixo import ApixoProvider
 from bot.providers.base import (
     Capabilities,
@@ -118,7 +119,7 @@ def tracker_for(
         store=store,
         provider=provider,
         deliverer=Recorder(),
-        schedule=Schedule(first_delay=10, interval=10),
+        polling=PollPlanner.fixed(Schedule(first_delay=10, interval=10)),
         max_age=timedelta(hours=1),
         clock=clock,
         media_policy=MediaPolicy([trusted]),

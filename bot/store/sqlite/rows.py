@@ -74,6 +74,7 @@ def task_from(row: sqlite3.Row) -> Task:
         remix_of_task_id=(
             row["remix_of_task_id"] if "remix_of_task_id" in row.keys() else None  # noqa: SIM118
         ),
+        checked_at=dt(row["checked_at"]) if "checked_at" in row.keys() else None,  # noqa: SIM118
     )
 
 

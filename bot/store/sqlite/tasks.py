@@ -20,6 +20,7 @@ import aiosqlite
 
 from bot.domain import (
     EffectiveLimits,
+    GenerationTime,
     NewTask,
     NotifyState,
     Reservation,
@@ -30,6 +31,7 @@ from bot.domain import (
     can_transition,
     check_quota,
     cost_of,
+    kind_of,
     new_task_id,
 )
 from bot.errors import IllegalTransitionError
@@ -39,6 +41,8 @@ from bot.store.sqlite.quota import read_quota, write_reservation, write_settleme
 from bot.store.sqlite.rows import options_json, task_from
 
 UNFINISHED = "('queued', 'submitted', 'running')"
+# Generation times kept per provider and kind (`bot.polling.WINDOW` reads as many).
+GENERATION_WINDOW = 500
 
 
 async def insert_task(db: aiosqlite.Connection, new: NewTask, now: datetime) -> sqlite3.Row:
@@ -129,6 +133,27 @@ async def write_update(
     return row
 
 
+async def write_generation_time(
+    db: aiosqlite.Connection, task: Task, took: GenerationTime, now: datetime
+) -> None:
+    """Add one generation time to its provider's and kind's history, and drop what falls
+    out of the window (part of the finishing transaction)."""
+    kind = kind_of(task.mode, task.options)
+    cursor = await db.execute(
+        "INSERT INTO generation_times (provider, kind, low_seconds, high_seconds, finished_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (task.provider, kind, took.low, took.high, ts(now)),
+    )
+    newest = cursor.lastrowid
+    if newest is not None and newest % 16 == 0:  # prune now and then, not on every insert
+        await db.execute(
+            "DELETE FROM generation_times WHERE provider = ? AND kind = ? AND id <= ("
+            " SELECT id FROM generation_times WHERE provider = ? AND kind = ?"
+            " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (task.provider, kind, task.provider, kind, GENERATION_WINDOW),
+        )
+
+
 async def current_state(db: aiosqlite.Connection, task_id: str) -> TaskState:
     row = await first(db, "SELECT state FROM tasks WHERE id = ?", (task_id,))
     if row is None:
@@ -196,7 +221,10 @@ class SqliteTasks(SqliteBase):
             )
             note = (row["failure_reason"] or "failed") if settle is Settle.REFUND else None
             await write_settlement(db, task_id, settle, note, now)
-        return task_from(row)
+            task = task_from(row)
+            if update.took is not None:
+                await write_generation_time(db, task, update.took, now)
+        return task
 
     async def record_delivery(
         self,
@@ -231,16 +259,42 @@ class SqliteTasks(SqliteBase):
     async def claim_due_tasks(self, now: datetime, limit: int, lease_seconds: float) -> list[Task]:
         lease_until = ts(now + timedelta(seconds=lease_seconds))
         async with self._transaction() as db:
-            # PostgreSQL: the inner SELECT gets FOR UPDATE SKIP LOCKED; SQLite's
-            # BEGIN IMMEDIATE already makes the claim exclusive.
+            # PostgreSQL: the SELECT gets FOR UPDATE SKIP LOCKED; SQLite's BEGIN
+            # IMMEDIATE already makes the claim exclusive. The rows are returned as they
+            # were before the claim: `next_check_at` says when the check was due, and
+            # `checked_at` when the previous one was made.
             rows = await every(
                 db,
-                "UPDATE tasks SET next_check_at = ? WHERE id IN ("
-                " SELECT id FROM tasks WHERE next_check_at IS NOT NULL AND next_check_at <= ?"
-                " ORDER BY next_check_at LIMIT ?) RETURNING *",
-                (lease_until, ts(now), limit),
+                "SELECT * FROM tasks WHERE next_check_at IS NOT NULL AND next_check_at <= ?"
+                " ORDER BY next_check_at LIMIT ?",
+                (ts(now), limit),
             )
+            if rows:
+                marks = ", ".join("?" for _ in rows)
+                await db.execute(
+                    f"UPDATE tasks SET next_check_at = ?, checked_at = ? WHERE id IN ({marks})",
+                    (lease_until, ts(now), *(r["id"] for r in rows)),
+                )
         return [task_from(r) for r in rows]
+
+    async def generation_times(
+        self, provider: str, per_kind: int = GENERATION_WINDOW
+    ) -> dict[str, list[GenerationTime]]:
+        async with self._lock:
+            rows = await every(
+                self._conn,
+                "SELECT kind, low_seconds, high_seconds FROM ("
+                " SELECT kind, low_seconds, high_seconds, id, ROW_NUMBER() OVER"
+                " (PARTITION BY kind ORDER BY id DESC) AS newest FROM generation_times"
+                " WHERE provider = ?) WHERE newest <= ? ORDER BY kind, id",
+                (provider, per_kind),
+            )
+        found: dict[str, list[GenerationTime]] = {}
+        for row in rows:
+            found.setdefault(row["kind"], []).append(
+                GenerationTime(float(row["low_seconds"]), float(row["high_seconds"]))
+            )
+        return found
 
     # Queries
 

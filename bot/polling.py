@@ -1,0 +1,206 @@
+"""When to check each task, learned from how long this provider took for the last
+videos of the same kind.
+
+A provider that reports nothing but "running" makes the bot guess when to look: every
+check before the video is ready is a wasted request, every second after it is a member
+waiting. The documentation's guidance ("wait about 180 s, then poll every 10 s") fits no
+provider for long. What fits is its own recent history: the tracker records how long
+each finished video took (`TaskUpdate.took`, stored with the task's finish), and this
+planner turns the latest few hundred of each kind (`bot.domain.kind_of`) into a
+`Schedule` (`Schedule.from_history`): first check just after the fastest, then one
+every lag target.
+
+The history lives in the store, so it survives restarts and every bot process on the
+same database learns from all of them: the planner reloads it every minute, and adds
+what this process finishes at once. With less than `MIN_SAMPLES` of a kind, the
+provider's documented guidance (`Schedule.for_provider`) is used, and learned from.
+`POLL_FIRST_DELAY_SECONDS` / `POLL_INTERVAL_SECONDS` override whatever was learned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from bot.domain import GenerationOptions, GenerationTime, Mode, kind_of, utc_now
+from bot.providers.base import Capabilities
+from bot.schedule import Schedule, quantile
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# Finished videos of a kind before their history is trusted over the documentation.
+MIN_SAMPLES = 20
+# Generation times kept (and read back) per kind, the store keeps as many: enough to
+# place the first check near the fastest 3 % without much sampling noise. The low end
+# follows a provider that speeds up within a few videos; a slowdown takes longer to
+# trust, and costs only requests meanwhile, not lag.
+WINDOW = 500
+# How often the history is read again, for what other processes finished.
+REFRESH_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """What `/metrics` shows of one kind's history."""
+
+    kind: str
+    samples: int
+    p05: float
+    p50: float
+    p95: float
+    schedule: Schedule
+
+
+class PollPlanner:
+    """Schedules per kind of video, from the store's generation-time history."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        capabilities: Capabilities,
+        lag: float,
+        callbacks: bool,
+        first_delay: float | None = None,
+        interval: float | None = None,
+        store: Store | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        min_samples: int = MIN_SAMPLES,
+    ) -> None:
+        """`first_delay`/`interval`: the operator's `POLL_*` settings, which win over
+        anything learned. Without a `store`, nothing is read back (tests, benchmarks
+        that hand it a fixed schedule)."""
+        self._provider = provider
+        self._caps = capabilities
+        self._lag = lag
+        self._callbacks = callbacks
+        self._first_override = first_delay
+        self._interval_override = interval
+        self._store = store
+        self._clock = clock
+        self._min_samples = min_samples
+        self._times: dict[str, deque[GenerationTime]] = {}
+        self._plans: dict[str, Schedule] = {}
+        self._next_refresh: datetime | None = None
+        self._guidance = Schedule.for_provider(
+            capabilities, first_delay=first_delay, interval=interval, callbacks=callbacks
+        )
+        self._fixed: Schedule | None = None
+
+    @classmethod
+    def fixed(cls, schedule: Schedule) -> PollPlanner:
+        """Always `schedule`, learning nothing (tests that want a known rhythm)."""
+        unused = Capabilities(
+            modes=frozenset(Mode),
+            aspects=(),
+            durations=(),
+            qualities=(),
+            max_prompt_length=0,
+            image_input="url",
+            result_lifetime=None,
+        )
+        planner = cls(provider="fixed", capabilities=unused, lag=schedule.interval, callbacks=False)
+        planner._fixed = schedule
+        return planner
+
+    # What the tracker and the service ask
+
+    @property
+    def lease(self) -> float:
+        """How far a claimed task's next check is pushed: the shortest interval any plan
+        uses, so a check that brings no news needs no write (`Tracker._nothing_new`)."""
+        if self._fixed is not None:
+            return self._fixed.interval
+        intervals = [self._guidance.interval, *(p.interval for p in self._plans.values())]
+        return min(intervals)
+
+    def schedule_for(self, mode: Mode, options: GenerationOptions) -> Schedule:
+        if self._fixed is not None:
+            return self._fixed
+        return self._plans.get(kind_of(mode, options), self._guidance)
+
+    def typical_seconds(self, mode: Mode, options: GenerationOptions) -> float | None:
+        """How long such a video usually takes (the median of its history), or None
+        while there is too little history to say."""
+        times = self._times.get(kind_of(mode, options))
+        if times is None or len(times) < self._min_samples:
+            return None
+        return quantile(sorted(t.seconds for t in times), 0.5)
+
+    @property
+    def expected_seconds(self) -> float:
+        """The documentation's figure, for a kind with no history yet."""
+        return self._caps.expected_seconds
+
+    # Learning
+
+    def learn(self, mode: Mode, options: GenerationOptions, took: GenerationTime) -> None:
+        """One more finished video (already stored by `finish`): re-plan its kind now."""
+        kind = kind_of(mode, options)
+        self._times.setdefault(kind, deque(maxlen=WINDOW)).append(took)
+        self._replan(kind)
+
+    async def load(self) -> None:
+        """Read the history from the store (at start, and every `REFRESH_EVERY`)."""
+        if self._store is None or self._fixed is not None:
+            return
+        history = await self._store.generation_times(self._provider, WINDOW)
+        self._times = {kind: deque(times, maxlen=WINDOW) for kind, times in history.items()}
+        self._plans.clear()
+        for kind in self._times:
+            self._replan(kind)
+        self._next_refresh = self._clock() + REFRESH_EVERY
+
+    async def refresh_if_due(self) -> None:
+        """Pick up what other processes on the same database finished. A failed read
+        keeps the plans there are: a database hiccup must not stop the polling."""
+        if self._next_refresh is None or self._clock() < self._next_refresh:
+            return
+        self._next_refresh = self._clock() + REFRESH_EVERY
+        try:
+            await self.load()
+        except Exception:
+            log.exception("reading the generation-time history failed; keeping the plans")
+
+    def _replan(self, kind: str) -> None:
+        times = self._times.get(kind, ())
+        if len(times) < self._min_samples:
+            self._plans.pop(kind, None)
+            return
+        learned = Schedule.from_history(times, lag=self._lag, callbacks=self._callbacks)
+        if self._first_override is not None:
+            learned = replace(learned, first_delay=self._first_override)
+        if self._interval_override is not None:
+            learned = replace(learned, interval=self._interval_override)
+        self._plans[kind] = learned
+
+    # What /metrics shows
+
+    def snapshot(self) -> list[Learned]:
+        found: list[Learned] = []
+        for kind, times in sorted(self._times.items()):
+            if not times:
+                continue
+            ordered = sorted(t.seconds for t in times)
+            found.append(
+                Learned(
+                    kind=kind,
+                    samples=len(ordered),
+                    p05=quantile(ordered, 0.05),
+                    p50=quantile(ordered, 0.5),
+                    p95=quantile(ordered, 0.95),
+                    schedule=self._plans.get(kind, self._guidance),
+                )
+            )
+        return found
+
+    @property
+    def provider(self) -> str:
+        return self._provider
+
+    def kinds(self) -> Iterable[str]:
+        return self._times.keys()
