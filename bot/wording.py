@@ -84,7 +84,11 @@ def one_line(text: str, limit: int = 60) -> str:
 
 
 def wait_phrase(seconds: float) -> str:
+    """ "about 2 minutes", "about a minute", "about 20 seconds", "about a second"."""
     minutes = round(seconds / 60)
     if minutes <= 1:
-        return "about a minute" if seconds >= 45 else f"about {max(1, round(seconds))} seconds"
+        if seconds >= 45:
+            return "about a minute"
+        whole = max(1, round(seconds))
+        return "about a second" if whole == 1 else f"about {whole} seconds"
     return f"about {minutes} minutes"

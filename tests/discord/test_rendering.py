@@ -315,3 +315,29 @@ def test_every_embed_at_its_worst_case() -> None:
     busy = rendering.your_tasks_embed(Page(unfinished, 12, 1, 10))
     within_limits(busy)
     assert "more in `/sora history`" in fields(busy)["In progress"]
+
+
+def test_wait_phrase_reads_right_from_a_second_to_minutes() -> None:
+    from bot.wording import wait_phrase
+
+    assert wait_phrase(0.4) == "about a second"  # was "about 1 seconds"
+    assert wait_phrase(1.2) == "about a second"
+    assert wait_phrase(20) == "about 20 seconds"
+    assert wait_phrase(50) == "about a minute"
+    assert wait_phrase(125) == "about 2 minutes"
+
+
+def test_usually_ready_counts_down_from_the_learned_time() -> None:
+    from datetime import timedelta
+
+    task = make_task(state=TaskState.RUNNING, completed_at=None)
+    start = task.created_at
+    assert rendering.usually_ready(task, 180, start + timedelta(seconds=60)) == (
+        "usually ready in about 2 minutes"
+    )
+    assert rendering.usually_ready(task, 180, start + timedelta(seconds=150)) == (
+        "usually ready within a minute"
+    )
+    assert rendering.usually_ready(task, 180, start + timedelta(seconds=200)).startswith(
+        "taking longer than usual"
+    )
