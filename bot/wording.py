@@ -84,7 +84,7 @@ def one_line(text: str, limit: int = 60) -> str:
 
 
 def wait_phrase(seconds: float) -> str:
-    """ "about 2 minutes", "about a minute", "about 20 seconds", "about a second"."""
+    """How long, in words: about 2 minutes, a minute, 20 seconds, a second."""
     minutes = round(seconds / 60)
     if minutes <= 1:
         if seconds >= 45:
