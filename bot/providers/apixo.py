@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
     Submission,
+    epoch_seconds,
     plausible_seconds,
     took_seconds,
 )
@@ -233,25 +233,12 @@ def _result_urls(raw: Any) -> list[str]:
     return []
 
 
-def _seconds_from_ms(value: Any) -> float | None:
-    """A millisecond figure (`createTime`, `completeTime`, `costTime`) in seconds, or None
-    for anything but a finite number above zero (strings, bools, null, NaN, a number too
-    large for a float)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        seconds = float(value) / 1000
-    except OverflowError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-
 def _generation_seconds(data: Mapping[str, Any]) -> float | None:
     """APIXO's own `costTime` when it is a plausible duration, else `completeTime -
     createTime` (all in ms)."""
-    cost = plausible_seconds(_seconds_from_ms(data.get("costTime")))
+    cost = plausible_seconds(epoch_seconds(data.get("costTime"), 1000))
     if cost is not None:
         return cost
     return took_seconds(
-        _seconds_from_ms(data.get("createTime")), _seconds_from_ms(data.get("completeTime"))
+        epoch_seconds(data.get("createTime"), 1000), epoch_seconds(data.get("completeTime"), 1000)
     )

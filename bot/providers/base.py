@@ -11,13 +11,15 @@ an adapter that has nothing special to say.
 
 from __future__ import annotations
 
+import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
 from bot.errors import CallbackRejectedError, InvalidInputError
@@ -82,6 +84,51 @@ def plausible_seconds(seconds: float | None) -> float | None:
     if seconds is None or seconds != seconds:  # NaN
         return None
     return seconds if 0 < seconds <= LONGEST_PLAUSIBLE_GENERATION else None
+
+
+def epoch_seconds(value: Any, per_second: int = 1) -> float | None:
+    """A provider's Unix timestamp or duration (`per_second=1000` for milliseconds) in
+    seconds, or None for anything but a finite number above zero: a string, a bool, null,
+    NaN, infinity, a number too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value) / per_second
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+# A calendar date, `T` or a space, a time, and an optional zone (`Z`, `+HH`, `+HH:MM`).
+_ISO_8601 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+
+
+def iso_instant(value: Any) -> datetime | None:
+    """A provider's ISO-8601 time ("2026-12-04T10:25:00.123Z", "2026-12-04 10:25:00", an
+    offset or no zone), as given, or None for anything else (not a string, not shaped like
+    a date and time, no such date). `fromisoformat` alone takes any separator, a NUL..."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _ISO_8601.fullmatch(text) is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # a shape that fits but a date that does not exist
+        return None
+
+
+def took_between(started: datetime | None, finished: datetime | None) -> float | None:
+    """`finished - started` on the provider's clock (its zone cancels out), if plausible;
+    None when either is missing, or one names a zone and the other not (no common clock)."""
+    if started is None or finished is None:
+        return None
+    if (started.tzinfo is None) != (finished.tzinfo is None):
+        return None
+    return plausible_seconds((finished - started).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
     Submission,
+    epoch_seconds,
     took_seconds,
 )
 from bot.providers.config import ApiProviderSettings, ProviderSpec
@@ -133,23 +133,10 @@ def _failure(error: Any) -> tuple[FailureCode, str]:
     return FailureCode.PROVIDER_ERROR, message
 
 
-def _unix_seconds(value: Any) -> float | None:
-    """A Unix timestamp in seconds as the video object carries it (a number; the API sends
-    whole seconds), or None for anything else: a string, a bool, null, NaN, infinity, a
-    number too large for a float, zero or less."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        seconds = float(value)
-    except OverflowError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-
 def _generation_seconds(video: Mapping[str, Any]) -> float | None:
     """How long the video took by the provider's clock: `completed_at - created_at`."""
     return took_seconds(
-        _unix_seconds(video.get("created_at")), _unix_seconds(video.get("completed_at"))
+        epoch_seconds(video.get("created_at")), epoch_seconds(video.get("completed_at"))
     )
 
 

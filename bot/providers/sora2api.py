@@ -7,9 +7,8 @@ Its docs leave open whether the HTTP status mirrors the envelope `code`, so the 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -26,7 +25,8 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
     Submission,
-    plausible_seconds,
+    iso_instant,
+    took_between,
 )
 from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import ProviderHTTP, check_envelope, error_text, looks_like_content_policy
@@ -230,36 +230,7 @@ def _video_urls(raw: Any) -> list[str]:
     return [u for u in urls if isinstance(u, str) and u] if isinstance(urls, list) else []
 
 
-# A calendar date, `T` or a space, a time, and an optional zone (`Z`, `+HH`, `+HH:MM`).
-_ISO_8601 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
-    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
-)
-
-
-def _provider_time(value: Any) -> datetime | None:
-    """`createTime`/`completeTime`, documented as "YYYY-MM-DD HH:MM:SS" with no time zone:
-    read as given (naive), on the provider's own clock. Other ISO-8601 spellings are read
-    too; anything else (not a string, not shaped like a date and time, no such date) is
-    None."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if _ISO_8601.fullmatch(text) is None:  # `fromisoformat` alone takes any separator, a NUL...
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:  # a shape that fits but a date that does not exist
-        return None
-
-
 def _generation_seconds(data: Mapping[str, Any]) -> float | None:
-    """`completeTime - createTime`, both on the provider's clock so its zone cancels out;
-    None when either is missing or unreadable, or one names a zone and the other not."""
-    started = _provider_time(data.get("createTime"))
-    finished = _provider_time(data.get("completeTime"))
-    if started is None or finished is None:
-        return None
-    if (started.tzinfo is None) != (finished.tzinfo is None):
-        return None
-    return plausible_seconds((finished - started).total_seconds())
+    """`completeTime - createTime`, documented as "YYYY-MM-DD HH:MM:SS" with no zone: both
+    read as given, on the provider's own clock."""
+    return took_between(iso_instant(data.get("createTime")), iso_instant(data.get("completeTime")))

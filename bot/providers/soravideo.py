@@ -8,9 +8,8 @@ callbacks: tasks are polled at `GET /tasks/{id}`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +28,8 @@ from bot.providers.base import (
     ProviderState,
     ProviderStatus,
     Submission,
-    plausible_seconds,
+    iso_instant,
+    took_between,
 )
 from bot.providers.config import ApiProviderSettings, ProviderSpec
 from bot.providers.http import (
@@ -95,37 +95,9 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-# A calendar date, `T` or a space, a time, and an optional zone (`Z`, `+HH`, `+HH:MM`).
-_ISO_8601 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
-    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
-)
-
-
-def _instant(value: Any) -> datetime | None:
-    """An ISO-8601 time (`created_at`, `completed_at`: UTC with a trailing Z and
-    milliseconds; an offset or no zone at all is read too), or None for anything else
-    (not a string, not shaped like a date and time, no such date)."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if _ISO_8601.fullmatch(text) is None:  # `fromisoformat` alone takes any separator, a NUL...
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:  # a shape that fits but a date that does not exist
-        return None
-
-
 def _generation_seconds(data: Mapping[str, Any]) -> float | None:
-    """`completed_at - created_at` by the provider's clock; None when either is missing or
-    unreadable, or one names a zone and the other not (no common clock to compare on)."""
-    started, finished = _instant(data.get("created_at")), _instant(data.get("completed_at"))
-    if started is None or finished is None:
-        return None
-    if (started.tzinfo is None) != (finished.tzinfo is None):
-        return None
-    return plausible_seconds((finished - started).total_seconds())
+    """`completed_at - created_at` (ISO-8601, UTC) by the provider's clock."""
+    return took_between(iso_instant(data.get("created_at")), iso_instant(data.get("completed_at")))
 
 
 def failure_code(message: str) -> FailureCode:
