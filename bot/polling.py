@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.domain import GenerationOptions, GenerationTime, Mode, kind_of, utc_now
-from bot.providers.base import Capabilities
+from bot.domain import GenerationOptions, GenerationTime, Mode, Task, kind_of, utc_now
+from bot.providers.base import Capabilities, ProviderStatus
 from bot.schedule import Schedule, quantile
 from bot.store import Store
 
@@ -53,6 +53,23 @@ class Learned:
     p50: float
     p95: float
     schedule: Schedule
+
+
+def generation_time(
+    task: Task, status: ProviderStatus, now: datetime, running_at: datetime | None
+) -> GenerationTime | None:
+    """How long `task`'s video took, counted from submission as the schedule counts.
+
+    The provider's own figure where it gives one (never more than the time since
+    submission: no clock can make it longer than that); otherwise bounded by the last
+    check that found it running (or submission) and now, when it was found done."""
+    elapsed = (now - task.created_at).total_seconds()
+    if elapsed <= 0:
+        return None
+    if status.generation_seconds is not None:
+        return GenerationTime.exact(min(status.generation_seconds, elapsed))
+    seen_running = 0.0 if running_at is None else (running_at - task.created_at).total_seconds()
+    return GenerationTime(min(max(0.0, seen_running), elapsed), elapsed)
 
 
 class PollPlanner:

@@ -46,7 +46,7 @@ from bot.errors import (
     UnknownProviderTaskError,
 )
 from bot.metrics import Metrics
-from bot.polling import PollPlanner
+from bot.polling import PollPlanner, generation_time
 from bot.providers.base import (
     FailureCode,
     ProviderState,
@@ -492,20 +492,3 @@ class Tracker:
         if at_least is not None:
             delay = max(delay, min(at_least, MAX_RETRY_AFTER_SECONDS))
         await self._store.set_next_check(task.id, now + timedelta(seconds=delay))
-
-
-def generation_time(
-    task: Task, status: ProviderStatus, now: datetime, running_at: datetime | None
-) -> GenerationTime | None:
-    """How long `task`'s video took, counted from submission as the schedule counts.
-
-    The provider's own figure where it gives one (never more than the time since
-    submission: no clock can make it longer than that); otherwise bounded by the last
-    check that found it running (or submission) and now, when it was found done."""
-    elapsed = (now - task.created_at).total_seconds()
-    if elapsed <= 0:
-        return None
-    if status.generation_seconds is not None:
-        return GenerationTime.exact(min(status.generation_seconds, elapsed))
-    seen_running = 0.0 if running_at is None else (running_at - task.created_at).total_seconds()
-    return GenerationTime(min(max(0.0, seen_running), elapsed), elapsed)

@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.discord.app import SoraBot
 from bot.discord.command_tree import send_reply
 from bot.discord.interactions import guild_id_of
-from bot.discord.rendering import channel_list
+from bot.discord.quota_rendering import channel_list
 from bot.domain import Aspect, Quality
 from bot.wording import describe_options
 

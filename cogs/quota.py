@@ -11,7 +11,7 @@ from discord.ext import commands
 from bot.discord.app import SoraBot
 from bot.discord.command_tree import send_reply
 from bot.discord.interactions import guild_id_of
-from bot.discord.rendering import quota_change_embed, quota_embed, usage_cleared_line
+from bot.discord.quota_rendering import quota_change_embed, quota_embed, usage_cleared_line
 from bot.domain import QuotaUnit
 
 LIMIT_RANGE = app_commands.Range[int, 0, 1_000_000]

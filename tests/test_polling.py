@@ -32,7 +32,7 @@ from bot.domain import (
     TaskUpdate,
     kind_of,
 )
-from bot.polling import MIN_SAMPLES, PollPlanner
+from bot.polling import MIN_SAMPLES, PollPlanner, generation_time
 from bot.providers.apixo import CAPABILITIES as APIXO
 from bot.providers.base import ProviderState, ProviderStatus
 from bot.schedule import (
@@ -43,7 +43,7 @@ from bot.schedule import (
     quantile,
 )
 from bot.store import SqliteStore
-from bot.tracker import TICK_SECONDS, generation_time
+from bot.tracker import TICK_SECONDS
 
 LAG = 2.0
 T0 = datetime(2026, 12, 4, 12, tzinfo=UTC)

@@ -27,7 +27,7 @@ from bot.discord.interactions import (
     guild_id_of,
     moderates_messages,
 )
-from bot.discord.rendering import deleted_line
+from bot.discord.outcome_rendering import deleted_line
 from bot.discord.submission import (
     remix_and_announce,
     repeat_request,

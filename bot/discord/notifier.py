@@ -33,16 +33,15 @@ import discord
 
 from bot.discord.channels import channel_for, find_result_post
 from bot.discord.components import failure_view, result_view
-from bot.discord.rendering import (
+from bot.discord.outcome_rendering import (
     card_sent_privately_line,
     direct_messaged_line,
     outcome_message,
     posted_line,
-    progress_embed,
-    result_message_url,
     undeliverable_line,
     video_link,
 )
+from bot.discord.rendering import progress_embed, result_message_url
 from bot.discord.result_video import PreparedVideo, VideoAttacher
 from bot.discord.retries import Retry, RetryPolicy, is_transient
 from bot.domain import NotifyState, Task, TaskState, utc_now

@@ -1,7 +1,10 @@
-"""What a task looks like in Discord: every embed and message text, in one module.
+"""What a task looks like in Discord while it is asked for and looked at: the public
+card, progress, `/sora status` and `/sora history`, and the text helpers every card uses
+(embed limits, members' words shown safely). What a finished video posts is in
+`outcome_rendering`, what the quota commands show in `quota_rendering`.
 
 Pure functions from domain objects to `discord.Embed`s and strings: no I/O, no state,
-so each can be tested on its own (tests/test_rendering.py). The words themselves
+so each can be tested on its own (tests/discord/test_rendering.py). The words themselves
 (state labels, failure sentences) come from `bot.wording`; this module adds Discord's
 side: Markdown escaping of members' prompts, mentions, timestamps and embed limits.
 The notifier, the components and the cogs call these; none builds an embed itself.
@@ -16,9 +19,7 @@ from datetime import datetime, timedelta
 import discord
 
 from bot.domain import (
-    EffectiveLimits,
     NotifyState,
-    QuotaStatus,
     QuotaUnit,
     Task,
     TaskState,
@@ -93,22 +94,6 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
             embed.remove_field(len(embed.fields) - 1)  # names alone are too long: drop
         excess = len(embed) - EMBED_MAX
     return embed
-
-
-NO_FILE = "The video service didn't hand over the file; try `/sora status` later."
-UNSAFE_ADDRESS = (
-    "The video service's link points somewhere I won't fetch from or share, so I can't "
-    "show this video here."
-)
-NOT_A_VIDEO = "The video service sent a file that isn't a video, so I didn't attach it."
-
-
-def too_large(size: int) -> str:
-    return (
-        f"The video ({size / 1_048_576:.1f} MB) is larger than this server's upload limit, "
-        "the video service gives no public link, and this bot has no public web address "
-        "(WEBHOOK_PUBLIC_URL) to share it from, so I can't show it here."
-    )
 
 
 # Members' words, shown safely
@@ -229,96 +214,6 @@ def progress_embed(task: Task, card: discord.Embed | None = None) -> discord.Emb
     embed.add_field(name="Model", value=model_name(task.options.quality), inline=True)
     embed.set_footer(text=f"{footer_for(task)} · I'll post it here when it's ready.")
     return fit_embed(embed)
-
-
-# The outcome
-
-
-def failure_post(task: Task, *, direct: bool = False) -> tuple[str, discord.Embed]:
-    """(content, embed) telling the requester the video couldn't be made."""
-    embed = discord.Embed(
-        title="❌ Your video couldn't be made",
-        description=f"{failure_sentence(task)}\n**Your quota was refunded.** {next_step(task)}",
-        colour=FAILURE,
-    )
-    embed.add_field(name="Prompt", value=short_prompt(task.prompt, PROMPT_SHOWN), inline=False)
-    embed.add_field(name="Options", value=describe_options(task.options))
-    embed.set_footer(text=footer_for(task))
-    return f"<@{task.user_id}> sorry{_elsewhere(task, direct)}.", fit_embed(embed)
-
-
-def result_post(
-    task: Task,
-    *,
-    provider_name: str,
-    link: str | None = None,
-    problem: str | None = None,
-    direct: bool = False,
-    source_url: str | None = None,
-) -> tuple[str, discord.Embed]:
-    """(content, embed) for a finished video; `link` is shown as its "Video" field, and
-    `problem` explains why there is neither a file nor a link. A remix links the post of
-    the video it came from (`source_url`)."""
-    embed = discord.Embed(
-        title="✅ Your video is ready", description=quoted_prompt(task), colour=SUCCESS
-    )
-    embed.add_field(name="Options", value=describe_options(task.options))
-    embed.add_field(name="Model", value=model_name(task.options.quality))
-    embed.add_field(name="Took", value=took(task))
-    embed.set_footer(text=footer_for(task))
-    if link:
-        embed.add_field(name="Video", value=f"[Open the video]({link})", inline=False)
-    if problem:
-        embed.add_field(name="Video", value=problem, inline=False)
-    if source_url:
-        embed.add_field(name="Remixed from", value=f"[the original video]({source_url})")
-    return f"<@{task.user_id}> your video is ready{_elsewhere(task, direct)}!", fit_embed(embed)
-
-
-def _elsewhere(task: Task, direct: bool) -> str:
-    return f" (I couldn't post in <#{task.channel_id}>)" if direct else ""
-
-
-_VIDEO_LINK = re.compile(r"\]\((?P<url>https?://[^\s)]+)\)")
-
-
-def video_link(embed: discord.Embed) -> str | None:
-    """The video link a result embed shows (its "Video" field), if any.
-
-    The posted message is the record of what people were given: Delete reads it to find
-    a self-hosted file even for results posted before the link was stored."""
-    for item in embed.fields:
-        if item.name == "Video" and item.value:
-            found = _VIDEO_LINK.search(item.value)
-            if found:
-                return found["url"]
-    return None
-
-
-def outcome_label(task: Task) -> str:
-    if task.state is TaskState.SUCCEEDED:
-        return "✅ Your video is ready"
-    return "❌ It didn't work out"
-
-
-def posted_line(task: Task, jump_url: str) -> str:
-    """The "on its way" response, pointed at the posted outcome."""
-    return f"{outcome_label(task)}: {jump_url}"
-
-
-def direct_messaged_line(task: Task) -> str:
-    return f"{outcome_label(task)}: I couldn't post it here, so I sent it to you in a DM."
-
-
-def undeliverable_line(task: Task) -> str:
-    return (
-        f"{outcome_label(task)}, but I couldn't post it here or send you a DM: "
-        f"`/sora status {task.id}` has it."
-    )
-
-
-def deleted_line(task: Task) -> str:
-    return f"Deleted the video for task `{task.id}`."
 
 
 # Looking at tasks
@@ -452,177 +347,3 @@ def history_embed(result: Page, page: int, *, other: str | None = None) -> disco
         text=f"Page {min(page, result.pages)} of {result.pages} · {plural(result.total, 'video')}"
     )
     return fit_embed(embed)
-
-
-# Quota and settings
-
-
-def _used(used: int, limit: int | None) -> str:
-    if limit is None:
-        return f"{used} used (no personal limit)"
-    if limit == 0:
-        return f"**off** · {used} used"
-    return f"{used} of {limit} used · **{max(0, limit - used)} left**"
-
-
-def quota_embed(status: QuotaStatus, member: discord.abc.User) -> discord.Embed:
-    """`/sora quota show`: the server's and the member's use against the limits."""
-    limits = status.limits
-    embed = discord.Embed(title="Video quota", colour=INFO)
-    if not limits.generation_enabled:
-        embed.description = "Video generation is **off** in this server."
-    else:
-        embed.description = f"Limits count **{limits.unit.value}**. Periods reset at midnight UTC."
-    day_resets = f"resets {relative(status.day_resets_at)}"
-    embed.add_field(
-        name="Server today",
-        value=f"{_used(status.guild_used_today, limits.daily)}\n{day_resets}",
-        inline=True,
-    )
-    embed.add_field(
-        name="Server this month",
-        value=(
-            f"{_used(status.guild_used_month, limits.monthly)}\n"
-            f"resets {relative(status.month_resets_at)}"
-        ),
-        inline=True,
-    )
-    embed.add_field(
-        name=f"{member.display_name} today",
-        value=f"{_used(status.user_used_today, limits.user_daily)}\n{day_resets}",
-        inline=False,
-    )
-    return fit_embed(embed)
-
-
-def _limit_line(name: str, before: int | None, after: int | None) -> str:
-    def show(value: int | None) -> str:
-        if value is None:
-            return "none"
-        return "off (0)" if value == 0 else str(value)
-
-    if before == after:
-        return f"**{name}**: {show(after)}"
-    return f"**{name}**: {show(before)} → **{show(after)}** ✏️"
-
-
-def quota_change_embed(before: EffectiveLimits, after: EffectiveLimits) -> discord.Embed:
-    """`/sora quota set`: each limit before and after, changes marked."""
-    lines = [
-        _limit_line("Daily (server)", before.daily, after.daily),
-        _limit_line("Monthly (server)", before.monthly, after.monthly),
-        _limit_line("Daily (per member)", before.user_daily, after.user_daily),
-        f"**Unit**: {before.unit.value}"
-        + ("" if before.unit == after.unit else f" → **{after.unit.value}**"),
-    ]
-    embed = discord.Embed(title="Quota updated", colour=INFO, description="\n".join(lines))
-    if not after.generation_enabled:
-        embed.set_footer(text="A limit of 0 turns video generation off in this server.")
-    return fit_embed(embed)
-
-
-def usage_cleared_line(mention: str, videos: int, seconds: int, after: QuotaStatus) -> str:
-    """`/sora quota reset-user`: what was cleared, and what still counts."""
-    if videos == 0 and seconds == 0:
-        message = f"{mention} has no finished videos today: nothing to clear."
-    else:
-        message = (
-            f"Cleared {mention}'s usage for today ({plural(videos, 'video')}, "
-            f"{seconds} s). The server's own totals are unchanged."
-        )
-    if after.user_used_today:
-        used = after.user_used_today
-        if after.limits.unit is QuotaUnit.VIDEOS:
-            amount = f"{plural(used, 'video')} still being made {'keeps' if used == 1 else 'keep'}"
-        else:
-            amount = f"{used} s of video still being made keep"
-        message += f" {amount} counting until they finish (a failed one is refunded then)."
-    return message
-
-
-def channel_list(channel_ids: frozenset[int]) -> str:
-    return ", ".join(f"<#{c}>" for c in sorted(channel_ids))
-
-
-# One card per video: the private line, the result post's first sentence (issue 12)
-
-PROMPT_IN_NOTIFICATION = 80  # characters of a prompt a result post's content quotes
-_FAILURE_REASONS = {
-    "content_policy": "it was refused by the content filter",
-    "invalid_image": "the video service couldn't use the picture",
-    "insufficient_credits": "the video service account ran out of credits",
-    "expired": "it took far too long, so I stopped waiting",
-}
-
-
-def accepted_line(task: Task) -> str:
-    """Replaces the member's private "thinking..." once the provider accepted the job."""
-    return (
-        "✅ Your video is on its way (announced in the channel). "
-        "Only you can see this message; I'll show progress here."
-    )
-
-
-def failure_reason(task: Task) -> str:
-    """Why a video couldn't be made, as the end of a sentence."""
-    return _FAILURE_REASONS.get(
-        task.failure_code or "", "the video service had a problem making it"
-    )
-
-
-def shows_prompt_publicly(task: Task) -> bool:
-    """A prompt refused for content is never repeated in public."""
-    return task.state is TaskState.SUCCEEDED or task.failure_code != "content_policy"
-
-
-def outcome_content(task: Task, *, direct: bool = False) -> str:
-    """A result post's content, what a phone notification shows: the outcome first,
-    then a short form of the prompt (never a prompt refused for content)."""
-    prompt = f"*{short_prompt(task.prompt, PROMPT_IN_NOTIFICATION)}*"
-    where = _elsewhere(task, direct)
-    if task.state is TaskState.SUCCEEDED:
-        return f"<@{task.user_id}> your video is ready{where}: {prompt}"
-    what = prompt if shows_prompt_publicly(task) or direct else "your video"
-    return (
-        f"<@{task.user_id}> I couldn't make {what}{where}: {failure_reason(task)}. "
-        "Nothing was charged."
-    )
-
-
-def outcome_message(
-    task: Task,
-    *,
-    provider_name: str,
-    link: str | None = None,
-    problem: str | None = None,
-    direct: bool = False,
-    source_url: str | None = None,
-) -> tuple[str, discord.Embed]:
-    """(content, embed) for a task's outcome: `outcome_content` first; the embed keeps
-    the details without repeating that sentence as its title, and a failure refused
-    for content does not quote the prompt. A remix links its source (`source_url`)."""
-    if task.state is TaskState.SUCCEEDED:
-        _, embed = result_post(
-            task,
-            provider_name=provider_name,
-            link=link,
-            problem=problem,
-            direct=direct,
-            source_url=source_url,
-        )
-    else:
-        _, embed = failure_post(task, direct=direct)
-        # The content already says what happened and that nothing was charged.
-        embed.description = next_step(task)
-        if not shows_prompt_publicly(task) and not direct:
-            keep = [f for f in embed.fields if f.name != "Prompt"]
-            embed.clear_fields()
-            for item in keep:
-                embed.add_field(name=item.name, value=item.value, inline=item.inline)
-    embed.title = None
-    return outcome_content(task, direct=direct), embed
-
-
-def card_sent_privately_line(task: Task) -> str:
-    """The public card once the outcome went to the member by direct message."""
-    return f"<@{task.user_id}>'s video was sent to them by direct message."

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import discord
 
-from bot.discord.rendering import NO_FILE, NOT_A_VIDEO, UNSAFE_ADDRESS, too_large
+from bot.discord.outcome_rendering import NO_FILE, NOT_A_VIDEO, UNSAFE_ADDRESS, too_large
 from bot.domain import Task
 from bot.errors import ProviderError
 from bot.fetch import Fetcher, Spooled, looks_like_video

@@ -14,7 +14,8 @@ import discord
 
 from bot.discord.command_tree import PRIVATE_DEFER, defer_privately
 from bot.discord.interactions import guild_id_of
-from bot.discord.rendering import accepted_line, submission_embed
+from bot.discord.outcome_rendering import accepted_line
+from bot.discord.rendering import submission_embed
 from bot.domain import Aspect, Mode, Quality, Task
 from bot.service import AttachmentRef, Checked, SubmitRequest, SubmitResult
 

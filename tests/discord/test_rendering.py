@@ -12,7 +12,7 @@ from typing import Any
 import discord
 import pytest
 
-from bot.discord import rendering
+from bot.discord import outcome_rendering, quota_rendering, rendering
 from bot.domain import (
     Aspect,
     EffectiveLimits,
@@ -142,7 +142,7 @@ def test_progress_card_shows_state_options_and_the_task_footer() -> None:
 @pytest.mark.parametrize("direct", [False, True])
 def test_result_post_links_or_explains_the_video(direct: bool) -> None:
     task = make_task()
-    content, embed = rendering.result_post(
+    content, embed = outcome_rendering.result_post(
         task, provider_name="Demo", link="https://cdn.example/v.mp4", direct=direct
     )
     assert content.startswith("<@3> your video is ready") and content.endswith("!")
@@ -151,39 +151,45 @@ def test_result_post_links_or_explains_the_video(direct: bool) -> None:
     assert shown["Model"] == "Sora 2 Pro" and shown["Took"] == "1 min 15 s"
     assert shown["Video"] == "[Open the video](https://cdn.example/v.mp4)"
     assert embed.footer.text == rendering.footer_for(task) == "Task K7M3QX"
-    assert rendering.video_link(embed) == "https://cdn.example/v.mp4"
-    _, explained = rendering.result_post(task, provider_name="Demo", problem=rendering.NO_FILE)
-    assert fields(explained)["Video"] == rendering.NO_FILE
-    assert rendering.video_link(explained) is None
+    assert outcome_rendering.video_link(embed) == "https://cdn.example/v.mp4"
+    _, explained = outcome_rendering.result_post(
+        task, provider_name="Demo", problem=outcome_rendering.NO_FILE
+    )
+    assert fields(explained)["Video"] == outcome_rendering.NO_FILE
+    assert outcome_rendering.video_link(explained) is None
     for task in every_task_shape():
-        for problem in (rendering.too_large(10**10), rendering.UNSAFE_ADDRESS, None):
-            _, embed = rendering.result_post(
+        for problem in (
+            outcome_rendering.too_large(10**10),
+            outcome_rendering.UNSAFE_ADDRESS,
+            None,
+        ):
+            _, embed = outcome_rendering.result_post(
                 task, provider_name="D" * 100, link="https://x/" + "v" * 900, problem=problem
             )
             within_limits(embed)
 
 
 def test_failure_post_says_why_refunds_and_suggests() -> None:
-    content, embed = rendering.failure_post(
+    content, embed = outcome_rendering.failure_post(
         make_task(state=TaskState.FAILED, failure_code="content_policy")
     )
     assert content == "<@3> sorry." and embed.title == "❌ Your video couldn't be made"
     assert "content policy" in (embed.description or "")
     assert "**Your quota was refunded.**" in (embed.description or "")
     assert set(fields(embed)) == {"Prompt", "Options"}
-    content, _ = rendering.failure_post(make_task(state=TaskState.EXPIRED), direct=True)
+    content, _ = outcome_rendering.failure_post(make_task(state=TaskState.EXPIRED), direct=True)
     assert content == "<@3> sorry (I couldn't post in <#2>)."
     for task in every_task_shape():
-        within_limits(rendering.failure_post(task)[1])
+        within_limits(outcome_rendering.failure_post(task)[1])
 
 
 def test_outcome_lines_point_at_the_result() -> None:
     done, failed = make_task(), make_task(state=TaskState.FAILED)
-    assert rendering.posted_line(done, "https://j") == "✅ Your video is ready: https://j"
-    assert rendering.posted_line(failed, "https://j") == "❌ It didn't work out: https://j"
-    assert "in a DM" in rendering.direct_messaged_line(done)
-    assert "`/sora status K7M3QX`" in rendering.undeliverable_line(done)
-    assert rendering.deleted_line(done) == "Deleted the video for task `K7M3QX`."
+    assert outcome_rendering.posted_line(done, "https://j") == "✅ Your video is ready: https://j"
+    assert outcome_rendering.posted_line(failed, "https://j") == "❌ It didn't work out: https://j"
+    assert "in a DM" in outcome_rendering.direct_messaged_line(done)
+    assert "`/sora status K7M3QX`" in outcome_rendering.undeliverable_line(done)
+    assert outcome_rendering.deleted_line(done) == "Deleted the video for task `K7M3QX`."
 
 
 def test_task_detail_shows_what_happened() -> None:
@@ -251,7 +257,7 @@ def test_history_pages() -> None:
 
 
 def test_quota_embeds() -> None:
-    embed = rendering.quota_embed(quota(), USER)  # type: ignore[arg-type]
+    embed = quota_rendering.quota_embed(quota(), USER)  # type: ignore[arg-type]
     shown = fields(embed)
     assert shown["Server today"].startswith("3 of 20 used · **17 left**")
     assert shown["Server this month"].startswith("7 of 300 used")
@@ -259,25 +265,25 @@ def test_quota_embeds() -> None:
     within_limits(embed)
     off = EffectiveLimits(daily=0, monthly=300, user_daily=None, unit=QuotaUnit.SECONDS)
     before = quota().limits
-    change = rendering.quota_change_embed(before, off)
+    change = quota_rendering.quota_change_embed(before, off)
     assert "**Daily (server)**: 20 → **off (0)** ✏️" in (change.description or "")
     assert "**Daily (per member)**: 5 → **none** ✏️" in (change.description or "")
     assert "**Unit**: videos → **seconds**" in (change.description or "")
     assert change.footer.text and "turns video generation off" in change.footer.text
-    assert "✏️" not in (rendering.quota_change_embed(before, before).description or "")
-    cleared = rendering.usage_cleared_line("<@3>", 2, 24, quota())
+    assert "✏️" not in (quota_rendering.quota_change_embed(before, before).description or "")
+    cleared = quota_rendering.usage_cleared_line("<@3>", 2, 24, quota())
     assert cleared.startswith("Cleared <@3>'s usage for today (2 videos, 24 s)")
     assert "2 videos still being made keep counting" in cleared and "ledger" not in cleared
     zero = EffectiveLimits(daily=20, monthly=300, user_daily=0, unit=QuotaUnit.VIDEOS)
-    off = fields(rendering.quota_embed(replace(quota(), limits=zero), USER))  # type: ignore[arg-type]
+    off = fields(quota_rendering.quota_embed(replace(quota(), limits=zero), USER))  # type: ignore[arg-type]
     assert off[f"{USER.display_name} today"].startswith("**off**")
     assert "of 0" not in off[f"{USER.display_name} today"]
-    assert "nothing to clear" in rendering.usage_cleared_line("<@3>", 0, 0, quota())
+    assert "nothing to clear" in quota_rendering.usage_cleared_line("<@3>", 0, 0, quota())
 
 
 def test_timestamps_and_channel_lists() -> None:
     assert rendering.relative(T0) == f"<t:{int(T0.timestamp())}:R>"
-    assert rendering.channel_list(frozenset({3, 1})) == "<#1>, <#3>"
+    assert quota_rendering.channel_list(frozenset({3, 1})) == "<#1>, <#3>"
 
 
 def test_fit_embed_enforces_every_discord_limit() -> None:
@@ -300,7 +306,7 @@ def test_every_embed_at_its_worst_case() -> None:
     ]
     for unit in QuotaUnit:
         status = quota(unit)
-        within_limits(rendering.quota_embed(status, long_member))  # type: ignore[arg-type]
+        within_limits(quota_rendering.quota_embed(status, long_member))  # type: ignore[arg-type]
         for task in worst:
             result = SubmitResult(task, ("n" * 2000,) * 25, status, T0)
             card = rendering.submission_embed(result, long_member, "D" * 300, 1e6)  # type: ignore[arg-type]
