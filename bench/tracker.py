@@ -1,42 +1,85 @@
-"""Tracker benchmark: status requests per task, observe lag, CPU and memory, compared with
-the fixed-interval pollers of the provider docs; and a burst of commands.
+"""Tracker benchmark: the real, learning schedule against the every-3-s poller, for
+several spreads of generation times; a burst of commands; memory at 10,000 tasks.
 
-Run: .venv/bin/python -m bench.tracker            (1,000 and 10,000 tasks, real time)
-     .venv/bin/python -m bench.tracker --quick    (100 tasks at 4x speed, 50 commands)
+Run: .venv/bin/python -m bench.tracker            (all spreads, 500 tasks a wave, real
+                                                   time: about 45-50 minutes, printed)
+     .venv/bin/python -m bench.tracker --quick    (the smoke test: 100 tasks a wave at 4x,
+                                                   40-120 s only, 50 commands: ~3 min)
+     .venv/bin/python -m bench.tracker --tasks 200 --spreads 30-80 --only tracker every3 --burst 0
+     .venv/bin/python -m bench.tracker --memory 10000   (10,000 pending tasks with
+                                                   callbacks, peak RSS only: ~6 min)
 
-Everything listens on 127.0.0.1 only and every step has a deadline.
+Everything listens on 127.0.0.1 only, every step has a deadline, and it stops by itself.
 
-Set-up, per scenario (a number of tasks and one way of following them):
-- The provider is a small aiohttp server in this (the parent) process, speaking APIXO's
-  wire format: `statusTask` answers "processing" with no progress until the task's
-  generation time has passed, then "success"; with callbacks on, it POSTs the final
-  status to the task's callback URL at that moment, except for 1 % of tasks
-  (`--lose-callbacks`), so that the safety net has something to catch. Generation times
-  are uniform over 40-120 s (seeded: the same tasks for every scenario), every task
-  starts at the same moment, and the server counts status requests per task.
-- What is measured runs in a child process, so CPU seconds and peak memory are its own:
-  the real `Tracker` with the real `SqliteStore` (a copy of a database of N submitted
-  tasks, made through `reserve` and `mark_submitted`), the real APIXO adapter over httpx
-  (`ProviderHTTP`, without the adapter's own request-rate limiter) and the
-  schedule from `Schedule.for_spread(40, 120, lag=2)`. The first check is written the
-  way `SoraService.submit` writes it: `next_check_at = created_at + first_delay`.
-  With callbacks, the real `WebhookServer` receives them and calls `Tracker.apply`.
-  The baselines are the pollers of the provider docs, "check every 30 s" and "every
-  3 s", as simple loops (sleep, then check; at most 16 checks in flight, like the
-  tracker) over the same adapter, against the same server and tasks.
-- The deliverer is a stub that records `time.monotonic()` when it is called (and marks
-  the task posted), so observe lag is from the provider finishing to the tracker handing
-  the task over for posting; posting to Discord is not part of it.
-- Time can be scaled (`--scale 4`: one real second is four simulated seconds): the
-  generation times, the pollers' intervals and the tracker's clock and tick are scaled
-  together, and every figure is reported in simulated seconds. Scaling also multiplies
-  the load: N tasks checked every 2 s need N/2 x scale checks per real second, and one
-  process makes only a few hundred (each costs about 2-3 ms of CPU, mostly httpx), so
-  the full run uses real time (scale 1) and takes about 18 minutes. `--quick` runs at
-  scale 4, where each millisecond of work counts as 4: a smoke test, not the figures.
-- CPU seconds: `time.process_time()` of the child (all its threads, aiosqlite's too) from
-  the start of the generations until the last task was handed over. Peak memory: the
-  child's `ru_maxrss` (one process per scenario, so the peak is that scenario's).
+What is measured. Nothing hands the tracker the spread: each follower that is the product
+runs the real `PollPlanner` (APIXO's real capabilities, lag target 2 s as
+POLL_LAG_TARGET_SECONDS' default, no POLL_* overrides, callbacks as the scenario says)
+over the real `SqliteStore`, starting from a fresh database with no generation-time
+history, so its first wave runs on the documentation's guidance (`Schedule.for_provider`:
+first check after 90 s, then every 10 s; with callbacks after 270 s) and learns; the
+next wave runs on what it learned. For each spread (simulated seconds: 40-120, 30-80,
+60-170, one drawn from the seed, and "doubling": 40-120 twice, then 80-240 twice, the
+provider suddenly taking twice as long), the followers are:
+
+- **tracker** (polling alone): the real `Tracker` with that planner, the real APIXO
+  adapter over httpx (`ProviderHTTP`, without the adapter's own request-rate limiter) and
+  a stub deliverer. Waves of N tasks, in ONE child process and ONE database, so the
+  learning carries over: "cold" (an empty history), then "warm" (learned from the cold
+  one); for doubling two more, "2x" (the provider now takes twice as long, the plan is
+  the old one) and "2x again" (re-learned).
+- **callbacks**: the same with callbacks on; the real `WebhookServer` receives the
+  provider's callbacks, 1 % of which are never sent (`--lose-callbacks`), so the safety
+  net has work to do. Same waves.
+- **every3**: the provider docs' loop for each task (sleep 3 s, check, repeat; at most 16
+  checks in flight like the tracker), no database, one wave on the same durations as
+  the tracker's judged wave (the warm one; for doubling the last one). `every30` (every
+  30 s) is available with `--only`.
+
+A wave: every task is submitted at the same moment, its generation time drawn uniformly
+from the wave's spread (seeded: the tracker and callbacks followers get the same tasks,
+every3 the same as the judged wave). The child creates the tasks the way the bot does:
+`store.reserve`, then `store.mark_submitted` with `next_check_at = max(now, created_at +
+planner.schedule_for(...).first_delay)` (as `SoraService.send` writes it, so a warm wave
+gets the learned plan), the store's clock pinned to the wave's start while it does, so
+every `created_at` is that moment; it then tells the parent the moment and the callback
+tokens, and the parent's provider counts each generation from that moment. The next wave
+starts when every task of this one has been handed over (or its deadline passed).
+
+The provider is a small aiohttp server in the parent, speaking APIXO's wire format:
+`statusTask` answers "processing" with no progress until the task's generation time has
+passed, then "success" with `createTime`, `completeTime` and `costTime` in simulated
+milliseconds (from which the adapter reports the exact generation time the planner
+learns); with callbacks on, it POSTs the final status to the task's callback URL at that
+moment. The tracker's learning never sees the spread, only what the provider reports.
+
+Figures, all in simulated seconds, per (spread, follower, wave):
+- **status req/task**: `statusTask` requests answered for the wave's tasks, divided by
+  them; **vs every 3 s**: the ratio to the every-3-s poller's on that spread.
+- **lag**: from the provider finishing a task to the tracker handing it to the deliverer
+  (a stub that notes the time and marks the task posted): p50/p95/p99; **not handed
+  over**: tasks still not handed over at the wave's deadline.
+- **plan**: the planner's first check and interval for this kind of video when the wave
+  starts (read with `planner.schedule_for` in the child), and from how many samples.
+- **CPU s**: `time.process_time()` of the child (all its threads, aiosqlite's too) from
+  the wave's start (after creating its tasks) to the last hand-over; **peak RSS**: the
+  child's `ru_maxrss` so far (the bot's modules, discord.py included, imported).
+
+Verdicts (judged wave only; cold and "2x" waves are reported, not judged): polling alone,
+p95 lag at most 2 s with at most 75 % of the every-3-s poller's status requests; with
+callbacks, p95 at most 0.5 s and at most 2 status requests a task; the burst of commands
+acknowledged at p99 under 0.5 s; 10,000 pending tasks under 150 MB (`--memory 10000`).
+No schedule can meet the polling target on every spread: checking every 2 s costs 1.5
+times a 3-s poller over the part of the spread it covers, so when the longest generation
+is more than about 3 times the shortest, the 75 % cannot be met together with a 2 s lag.
+The drawn spread's longest is 1.6-2.9 times its shortest.
+
+How it runs: each follower is a child process of its own, so its CPU and memory are its
+own. The callbacks follower (nearly idle: a few requests a second) runs beside the
+polling followers of the same spread to keep the whole run under 50 minutes; `--serial`
+runs one child at a time. Time can be scaled (`--scale 4`: a real second is four
+simulated ones; generation times, intervals, the tracker's clock and tick together), but
+that multiplies the checks a second the process must make, and every millisecond of
+work counts k times in the lag: `--quick` is a smoke test whose lag figures read high.
 
 The burst: the real bot (demo provider, quotas raised) against the in-repo Discord fake,
 started as `tests/conftest.py` does, in its own child process; N `/sora text` commands
@@ -51,16 +94,17 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import platform
 import random
 import resource
-import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,58 +120,138 @@ from bot.domain import (
     QuotaUnit,
     Task,
     TaskState,
+    kind_of,
 )
+from bot.providers.apixo import CAPABILITIES as APIXO_CAPABILITIES
 from bot.schedule import Schedule
-from bot.store import SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
-SHORTEST, LONGEST = 40.0, 120.0  # generation times, simulated seconds
-LAG_TARGET = 2.0  # what the tracker's schedule aims at (95th percentile)
-EPOCH = datetime(2026, 11, 24, tzinfo=UTC)  # simulated time zero: every task starts then
+EPOCH = datetime(2026, 11, 24, tzinfo=UTC)  # simulated time zero of each child
+EPOCH_MS = int(EPOCH.timestamp() * 1000)
 UNLIMITED = EffectiveLimits(10**9, 10**9, None, QuotaUnit.VIDEOS)
 API_KEY = "bench-apixo-key-0123456789"
 MODEL = "sora-2"
-CONCURRENCY = 16  # the tracker's default (TRACKER_CONCURRENCY); the baselines get the same
-TICK_SECONDS = 0.2  # the tracker's default tick, simulated seconds
-PROTOCOL = "BENCH "  # prefix of the lines the child and the parent exchange
+MODE, OPTIONS = Mode.TEXT, GenerationOptions()  # every task is of this one kind
+LAG_TARGET = 2.0  # POLL_LAG_TARGET_SECONDS' default
+CONCURRENCY = 16  # TRACKER_CONCURRENCY's default; the fixed pollers get the same
+PROTOCOL = "BENCH "  # prefix of the lines the child writes to the parent
+SEED = 20261124
+
+# Targets (simulated seconds)
+POLL_P95, POLL_SHARE = 2.0, 0.75
+CALLBACK_P95, CALLBACK_REQUESTS = 0.5, 2.0
+BURST_P99 = 0.5
+MEMORY_MB = 150.0
+
+# For the printed estimate of the run's length (measured on the 2-core machine)
+SPAWN_SECONDS = 4.0  # a child importing the bot
+CREATE_SECONDS = 0.003  # reserve + mark_submitted, per task
+
+
+# --------------------------------------------------------------------------------------
+# spreads, waves and followers
+# --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Config:
+class WaveSpec:
+    name: str
+    shortest: float
+    longest: float
+
+
+@dataclass(frozen=True)
+class Spread:
+    key: str
+    label: str
+    waves: tuple[WaveSpec, ...]
+
+    @property
+    def judged(self) -> int:
+        """The wave the targets are checked on: the last (warm, or re-learned)."""
+        return len(self.waves) - 1
+
+
+SPREAD_KEYS = ("40-120", "30-80", "60-170", "random", "doubling")
+
+
+def two_waves(shortest: float, longest: float) -> tuple[WaveSpec, ...]:
+    return (WaveSpec("cold", shortest, longest), WaveSpec("warm", shortest, longest))
+
+
+def spread_named(key: str, seed: int) -> Spread:
+    if key == "random":
+        rng = random.Random(seed)
+        shortest = round(rng.uniform(25, 90), 1)
+        longest = round(shortest * rng.uniform(1.6, 2.9), 1)
+        return Spread(key, f"random {shortest:g}-{longest:g} s", two_waves(shortest, longest))
+    if key == "doubling":
+        waves = (
+            *two_waves(40.0, 120.0),
+            WaveSpec("2x", 80.0, 240.0),
+            WaveSpec("2x again", 80.0, 240.0),
+        )
+        return Spread(key, "40-120 s, then 80-240 s", waves)
+    shortest, longest = parse_spread(key)
+    return Spread(key, f"{shortest:g}-{longest:g} s", two_waves(shortest, longest))
+
+
+def parse_spread(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    shortest, longest = float(low), float(high)
+    if not 0 < shortest < longest:
+        raise ValueError(f"a spread is SHORTEST-LONGEST seconds, 0 < shortest < longest: {text}")
+    return shortest, longest
+
+
+def spread_arg(text: str) -> str:
+    if text in SPREAD_KEYS:
+        return text
+    try:
+        parse_spread(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: one of {', '.join(SPREAD_KEYS)} or SHORTEST-LONGEST (seconds)"
+        ) from exc
+    return text
+
+
+def wave_durations(spread: Spread, number: int, count: int, seed: int) -> list[float]:
+    wave = spread.waves[number]
+    rng = random.Random(f"{seed}/{spread.key}/{number}")
+    return [rng.uniform(wave.shortest, wave.longest) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class Follower:
     key: str
     label: str
     kind: str  # "tracker" | "fixed"
     interval: float = 0.0  # fixed pollers
     callbacks: bool = False
 
-    def schedule(self) -> Schedule:
-        return Schedule.for_spread(SHORTEST, LONGEST, lag=LAG_TARGET, callbacks=self.callbacks)
 
-
-CONFIGS = (
-    Config("tracker", "tracker, polling alone", "tracker"),
-    Config("callbacks", "tracker, callbacks + safety net", "tracker", callbacks=True),
-    Config("every3", "poll every 3 s", "fixed", interval=3.0),
-    Config("every30", "poll every 30 s", "fixed", interval=30.0),
+FOLLOWERS = (
+    Follower("tracker", "tracker, polling alone", "tracker"),
+    Follower("callbacks", "tracker, callbacks + safety net", "tracker", callbacks=True),
+    Follower("every3", "poll every 3 s", "fixed", interval=3.0),
+    Follower("every30", "poll every 30 s", "fixed", interval=30.0),
 )
+BY_KEY = {f.key: f for f in FOLLOWERS}
+DEFAULT_FOLLOWERS = ("tracker", "callbacks", "every3")
 
 
-def generation_times(count: int, seed: int) -> list[float]:
-    rng = random.Random(seed)
-    return [rng.uniform(SHORTEST, LONGEST) for _ in range(count)]
+def bare_id(run: str, wave: int, index: int) -> str:
+    return f"bench-{run}-{wave}-{index:05d}"
 
 
-def provider_task_id(index: int) -> str:
-    return f"{MODEL}:bench-{index:06d}"
+def provider_task_id(run: str, wave: int, index: int) -> str:
+    return f"{MODEL}:{bare_id(run, wave, index)}"
 
 
-def index_of(provider_id: str) -> int:
-    return int(provider_id.rsplit("-", 1)[1])
-
-
-def iso(moment: datetime) -> str:
-    """The store's timestamp format (`next_check_at` is compared as text)."""
-    return moment.isoformat(timespec="microseconds")
+def wave_and_index(provider_id: str) -> tuple[int, int]:
+    _, wave, index = provider_id.rsplit("-", 2)
+    return int(wave), int(index)
 
 
 # --------------------------------------------------------------------------------------
@@ -135,31 +259,39 @@ def iso(moment: datetime) -> str:
 # --------------------------------------------------------------------------------------
 
 
+@dataclass
+class Generations:
+    """One wave of one child, as the provider sees it."""
+
+    run: str
+    number: int
+    start: float  # monotonic moment the generations started
+    ends: list[float]  # monotonic moment each finishes
+    create_ms: int  # APIXO's createTime: simulated, in ms since the Unix epoch
+    cost_ms: list[int]  # APIXO's costTime: the generation time in simulated ms
+    requests: list[int]
+    per_second: dict[int, int] = field(default_factory=dict)
+    sender: asyncio.Task[None] | None = None
+    callbacks_sent: int = 0
+    callbacks_failed: int = 0
+    callbacks_lost: int = 0
+
+
 class BenchProvider:
-    """APIXO's `statusTask` on 127.0.0.1 for a fixed set of tasks, with no progress.
+    """APIXO's `statusTask` (and its callbacks) on 127.0.0.1, for the waves loaded into
+    it, with no progress; several children may use it at once (task ids are unique).
 
     The fakes in tests/fakes/providers keep every request and rescan every task when one
-    ends: fine for tests, too slow at 10,000 tasks. This one keeps counters only.
+    ends: fine for tests, too slow here. This one keeps counters only.
     """
 
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._sender: asyncio.Task[None] | None = None
         self._posts: set[asyncio.Task[None]] = set()
-        self.port = 0
-        self.reset()
-
-    def reset(self) -> None:
-        self.index: dict[str, int] = {}
-        self.ends: list[float] = []  # monotonic time each task finishes
-        self.requests: list[int] = []  # status requests per task
-        self.per_second: dict[int, int] = {}  # status requests per real second of the run
+        self.jobs: dict[str, tuple[Generations, int]] = {}
         self.unknown = 0
-        self.t0 = 0.0
-        self.callbacks_sent = 0
-        self.callbacks_failed = 0
-        self.callbacks_lost = 0
+        self.port = 0
 
     @property
     def base_url(self) -> str:
@@ -173,11 +305,13 @@ class BenchProvider:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
-        connector = aiohttp.TCPConnector(limit=64)
-        self._session = aiohttp.ClientSession(connector=connector)
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
 
     async def stop(self) -> None:
-        await self.halt()
+        posts = list(self._posts)
+        for post in posts:
+            post.cancel()
+        await asyncio.gather(*posts, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -185,72 +319,91 @@ class BenchProvider:
 
     def load(
         self,
-        durations: list[float],
-        t0: float,
+        run: str,
+        number: int,
+        durations: Sequence[float],
+        start: float,
+        sim_start: float,
         scale: float,
-        callback_urls: list[str] | None,
-        lose_every: int,
-    ) -> None:
-        """Start the generations at monotonic time `t0` (all at once)."""
-        self.reset()
-        self.t0 = t0
-        self.index = {provider_task_id(i).split(":", 1)[1]: i for i in range(len(durations))}
-        self.ends = [t0 + d / scale for d in durations]
-        self.requests = [0] * len(durations)
-        if callback_urls is not None:
-            self._sender = asyncio.create_task(self._send_callbacks(callback_urls, lose_every))
+    ) -> Generations:
+        """Generations that started at monotonic `start` (simulated second `sim_start`
+        of the child's clock), one per duration (simulated seconds)."""
+        wave = Generations(
+            run=run,
+            number=number,
+            start=start,
+            ends=[start + d / scale for d in durations],
+            create_ms=EPOCH_MS + round(sim_start * 1000),
+            cost_ms=[round(d * 1000) for d in durations],
+            requests=[0] * len(durations),
+        )
+        for index in range(len(durations)):
+            self.jobs[bare_id(run, number, index)] = (wave, index)
+        return wave
 
-    async def halt(self) -> None:
-        tasks = [t for t in (self._sender, *self._posts) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._sender = None
-        self._posts.clear()
+    def call_back(self, wave: Generations, urls: list[str], lose_every: int) -> None:
+        """POST each task's final status to its URL when it ends (but every
+        `lose_every`-th)."""
+        wave.sender = asyncio.create_task(self._send_callbacks(wave, urls, lose_every))
 
-    def _body(self, index: int, now: float) -> dict[str, Any]:
-        task_id = provider_task_id(index).split(":", 1)[1]
-        data: dict[str, Any] = {"taskId": task_id, "state": "processing", "createTime": 0}
-        end = self.ends[index]
-        if now >= end:
+    async def forget(self, wave: Generations) -> None:
+        if wave.sender is not None:
+            wave.sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wave.sender
+            wave.sender = None
+        for index in range(len(wave.ends)):
+            self.jobs.pop(bare_id(wave.run, wave.number, index), None)
+
+    def _body(self, wave: Generations, index: int, now: float) -> dict[str, Any]:
+        task_id = bare_id(wave.run, wave.number, index)
+        data: dict[str, Any] = {
+            "taskId": task_id,
+            "state": "processing",
+            "createTime": wave.create_ms,
+        }
+        if now >= wave.ends[index]:
             data["state"] = "success"
             url = f"http://127.0.0.1:{self.port}/cdn/{task_id}.mp4"
             data["resultJson"] = json.dumps({"resultUrls": [url]})
-            data["completeTime"] = int((end - self.t0) * 1000)
-            data["costTime"] = data["completeTime"]
+            data["completeTime"] = wave.create_ms + wave.cost_ms[index]
+            data["costTime"] = wave.cost_ms[index]
         return {"code": 200, "message": "success", "data": data}
 
     async def _status(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {API_KEY}":
             body = {"code": 401, "message": "Unauthorized", "data": None}
             return web.json_response(body, status=401)
-        index = self.index.get(request.query.get("taskId", ""))
-        if index is None:
+        job = self.jobs.get(request.query.get("taskId", ""))
+        if job is None:
             self.unknown += 1
             body = {"code": 404, "message": "Not Found", "data": {"error": "Task not found"}}
             return web.json_response(body, status=404)
+        wave, index = job
         now = time.monotonic()
-        self.requests[index] += 1
-        second = int(now - self.t0)
-        self.per_second[second] = self.per_second.get(second, 0) + 1
-        return web.json_response(self._body(index, now))
+        wave.requests[index] += 1
+        second = int(now - wave.start)
+        wave.per_second[second] = wave.per_second.get(second, 0) + 1
+        return web.json_response(self._body(wave, index, now))
 
-    async def _send_callbacks(self, urls: list[str], lose_every: int) -> None:
+    async def _send_callbacks(self, wave: Generations, urls: list[str], lose_every: int) -> None:
         slots = asyncio.Semaphore(64)
-        for index in sorted(range(len(self.ends)), key=self.ends.__getitem__):
-            delay = self.ends[index] - time.monotonic()
+        for index in sorted(range(len(wave.ends)), key=wave.ends.__getitem__):
+            delay = wave.ends[index] - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             if lose_every and index % lose_every == lose_every - 1:
-                self.callbacks_lost += 1
+                wave.callbacks_lost += 1
                 continue
-            post = asyncio.create_task(self._post(slots, urls[index], index))
+            post = asyncio.create_task(self._post(slots, wave, urls[index], index))
             self._posts.add(post)
             post.add_done_callback(self._posts.discard)
 
-    async def _post(self, slots: asyncio.Semaphore, url: str, index: int) -> None:
+    async def _post(
+        self, slots: asyncio.Semaphore, wave: Generations, url: str, index: int
+    ) -> None:
         assert self._session is not None
-        payload = json.dumps(self._body(index, time.monotonic())).encode()
+        payload = json.dumps(self._body(wave, index, time.monotonic())).encode()
         async with slots:
             try:
                 timeout = aiohttp.ClientTimeout(total=30)
@@ -262,55 +415,8 @@ class BenchProvider:
                     ok = resp.status < 300
             except (aiohttp.ClientError, TimeoutError):
                 ok = False
-        self.callbacks_sent += 1
-        self.callbacks_failed += not ok
-
-
-# --------------------------------------------------------------------------------------
-# the database of submitted tasks (built once per size, through the real store)
-# --------------------------------------------------------------------------------------
-
-
-async def build_template(path: Path, count: int) -> list[str]:
-    """N tasks as `SoraService.submit` leaves them (reserved, then submitted); returns
-    their callback tokens in order."""
-    store = SqliteStore(path, clock=lambda: EPOCH)
-    await store.open()
-    tokens: list[str] = []
-    try:
-        for n in range(count):
-            reserved = await store.reserve(
-                NewTask(
-                    guild_id=1,
-                    channel_id=10,
-                    user_id=n % 500,
-                    provider="apixo",
-                    mode=Mode.TEXT,
-                    prompt="a lighthouse in a storm, cinematic",
-                    options=GenerationOptions(),
-                ),
-                UNLIMITED,
-            )
-            task = await store.mark_submitted(
-                reserved.task.id, provider_task_id(n), TaskState.SUBMITTED, None, EPOCH
-            )
-            assert task.callback_token is not None
-            tokens.append(task.callback_token)
-    finally:
-        await store.close()
-    return tokens
-
-
-def copy_database(source: Path, target: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(f"{source}{suffix}")
-        if src.exists():
-            shutil.copyfile(src, f"{target}{suffix}")
-
-
-def remove_database(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+        wave.callbacks_sent += 1
+        wave.callbacks_failed += not ok
 
 
 # --------------------------------------------------------------------------------------
@@ -319,36 +425,50 @@ def remove_database(path: Path) -> None:
 
 
 class SimClock:
-    """Simulated time: EPOCH at monotonic `t0`, running `scale` times faster."""
+    """Simulated time: EPOCH at monotonic `t0`, running `scale` times faster. The store
+    reads `store_now`, which a wave's task creation pins to the wave's start."""
 
     def __init__(self, scale: float) -> None:
         self.scale = scale
         self.t0 = time.monotonic()
+        self.pinned: datetime | None = None
 
-    def seconds(self) -> float:
-        return (time.monotonic() - self.t0) * self.scale
+    def seconds_at(self, moment: float) -> float:
+        return (moment - self.t0) * self.scale
+
+    def at(self, moment: float) -> datetime:
+        return EPOCH + timedelta(seconds=self.seconds_at(moment))
 
     def now(self) -> datetime:
-        return EPOCH + timedelta(seconds=self.seconds())
+        return self.at(time.monotonic())
+
+    def store_now(self) -> datetime:
+        return self.pinned if self.pinned is not None else self.now()
 
 
 class Recorder:
-    """The stub deliverer: notes when each task is handed over, marks it posted."""
+    """The stub deliverer: notes when each task is handed over (per wave), marks it
+    posted."""
 
-    def __init__(self, count: int, store: SqliteStore | None = None) -> None:
-        self.count = count
-        self.store = store
-        self.at: dict[int, float] = {}
-        self.all_done = asyncio.Event()
+    def __init__(self) -> None:
+        self.store: Any = None
+        self.at: dict[int, dict[int, float]] = {}
+        self.expected: dict[int, int] = {}
+        self.done: dict[int, asyncio.Event] = {}
+
+    def expect(self, wave: int, count: int) -> None:
+        self.at[wave], self.expected[wave], self.done[wave] = {}, count, asyncio.Event()
 
     def record(self, provider_id: str | None) -> None:
         if provider_id is None:
             return
-        index = index_of(provider_id)
-        if index not in self.at:
-            self.at[index] = time.monotonic()
-            if len(self.at) >= self.count:
-                self.all_done.set()
+        wave, index = wave_and_index(provider_id)
+        seen = self.at.get(wave)
+        if seen is None or index in seen:
+            return
+        seen[index] = time.monotonic()
+        if len(seen) >= self.expected[wave]:
+            self.done[wave].set()
 
     async def deliver(self, task: Task) -> None:
         self.record(task.provider_task_id)
@@ -364,14 +484,32 @@ def say(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def fixed_poller(provider: Any, count: int, every: float, recorder: Recorder) -> None:
+class Inbox:
+    """The parent's lines on stdin, each read with a deadline."""
+
+    def __init__(self) -> None:
+        self._reader = asyncio.StreamReader()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        protocol = asyncio.StreamReaderProtocol(self._reader)
+        await loop.connect_read_pipe(lambda: protocol, sys.stdin)
+
+    async def hear(self, within: float) -> dict[str, Any]:
+        line = await asyncio.wait_for(self._reader.readline(), within)
+        if not line:
+            raise RuntimeError("the parent went away")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+
+async def fixed_poller(provider: Any, ids: list[str], every: float, recorder: Recorder) -> None:
     """The provider docs' loop, for each task: wait `every` seconds, check, repeat."""
     from bot.errors import ProviderError
 
     slots = asyncio.Semaphore(CONCURRENCY)
 
-    async def follow(index: int) -> None:
-        pid = provider_task_id(index)
+    async def follow(pid: str) -> None:
         while True:
             await asyncio.sleep(every)
             try:
@@ -383,7 +521,55 @@ async def fixed_poller(provider: Any, count: int, every: float, recorder: Record
                 recorder.record(pid)
                 return
 
-    await asyncio.gather(*(follow(i) for i in range(count)))
+    await asyncio.gather(*(follow(pid) for pid in ids))
+
+
+def plan_of(planner: Any) -> dict[str, Any]:
+    """What the planner would schedule for a new task of the benchmark's kind now."""
+    schedule: Schedule = planner.schedule_for(MODE, OPTIONS)
+    kind = kind_of(MODE, OPTIONS)
+    samples = next((s.samples for s in planner.snapshot() if s.kind == kind), 0)
+    return {
+        "first_delay": schedule.first_delay,
+        "interval": schedule.interval,
+        "samples": samples,
+        "learned": planner.typical_seconds(MODE, OPTIONS) is not None,
+    }
+
+
+async def create_wave(
+    store: Any, planner: Any, clock: SimClock, start: float, ids: list[str]
+) -> list[str]:
+    """The wave's tasks, all created at `start` and submitted as `SoraService` does;
+    returns their callback tokens."""
+    clock.pinned = clock.at(start)
+    tokens: list[str] = []
+    try:
+        for n, pid in enumerate(ids):
+            reserved = await store.reserve(
+                NewTask(
+                    guild_id=1,
+                    channel_id=10,
+                    user_id=n % 500,
+                    provider="apixo",
+                    mode=MODE,
+                    prompt="a lighthouse in a storm, cinematic",
+                    options=OPTIONS,
+                ),
+                UNLIMITED,
+            )
+            task: Task = reserved.task
+            # As `SoraService.send`: the first check counts from creation, never in the past.
+            schedule: Schedule = planner.schedule_for(task.mode, task.options)
+            first_check = task.created_at + timedelta(seconds=schedule.first_delay)
+            task = await store.mark_submitted(
+                task.id, pid, TaskState.SUBMITTED, None, max(clock.now(), first_check)
+            )
+            assert task.callback_token is not None
+            tokens.append(task.callback_token)
+    finally:
+        clock.pinned = None
+    return tokens
 
 
 async def child(spec: dict[str, Any]) -> None:
@@ -391,25 +577,20 @@ async def child(spec: dict[str, Any]) -> None:
     import bot.discord.app  # noqa: F401  (the bot's whole import footprint counts in its memory)
     from bot.__main__ import make_http_client
     from bot.metrics import Metrics
+    from bot.polling import PollPlanner
     from bot.providers.apixo import ApixoProvider
     from bot.providers.http import ProviderHTTP
-    from bot.tracker import Tracker
+    from bot.store import SqliteStore
+    from bot.tracker import TICK_SECONDS, Tracker
     from bot.url_policy import MediaPolicy
     from bot.webhooks import WebhookServer
 
-    config = next(c for c in CONFIGS if c.key == spec["config"])
-    count, scale = int(spec["count"]), float(spec["scale"])
-    path = Path(spec["database"])
+    follower = BY_KEY[spec["follower"]]
+    run, waves, count = str(spec["run"]), int(spec["waves"]), int(spec["count"])
+    scale = float(spec["scale"])
+    inbox = Inbox()
+    await inbox.open()
     clock = SimClock(scale)
-    schedule = config.schedule()
-    if config.kind == "tracker":
-        with contextlib.closing(sqlite3.connect(path)) as db, db:
-            first = iso(EPOCH + timedelta(seconds=schedule.first_delay))
-            db.execute(
-                "UPDATE tasks SET next_check_at = ? WHERE next_check_at IS NOT NULL", (first,)
-            )
-    store = SqliteStore(path, clock=clock.now)
-    await store.open()
     client = make_http_client()
     provider = ApixoProvider(
         ProviderHTTP(
@@ -419,62 +600,105 @@ async def child(spec: dict[str, Any]) -> None:
             auth_header=("Authorization", f"Bearer {API_KEY}"),
         )
     )
-    recorder = Recorder(count, store if config.kind == "tracker" else None)
+    recorder = Recorder()
+    store: SqliteStore | None = None
+    planner: PollPlanner | None = None
     tracker: Tracker | None = None
     webhooks: WebhookServer | None = None
-    ready: dict[str, Any] = {"ready": True}
-    if config.kind == "tracker":
-        metrics = Metrics()
-        tracker = Tracker(
-            store=store,
-            provider=provider,
-            deliverer=recorder,
-            schedule=schedule,
-            max_age=timedelta(hours=1),
-            concurrency=CONCURRENCY,
-            metrics=metrics,
-            clock=clock.now,
-            tick_seconds=TICK_SECONDS / scale,
-            media_policy=MediaPolicy([spec["base_url"]]),
-        )
-        if config.callbacks:
-            webhooks = WebhookServer(
-                host="127.0.0.1",
-                port=0,
+    callback_base: str | None = None
+    try:
+        if follower.kind == "tracker":
+            store = SqliteStore(Path(spec["database"]), clock=clock.store_now)
+            await store.open()
+            recorder.store = store
+            # The product's planner as `bot.discord.app` builds it: nothing is known of
+            # the spread; it learns from what the provider reports.
+            planner = PollPlanner(
+                provider=provider.name,
+                capabilities=provider.capabilities,
+                lag=LAG_TARGET,
+                callbacks=follower.callbacks,
+                store=store,
+                clock=clock.now,
+            )
+            metrics = Metrics()
+            tracker = Tracker(
                 store=store,
                 provider=provider,
-                tracker=tracker,
+                deliverer=recorder,
+                polling=planner,
+                max_age=timedelta(hours=2),
+                concurrency=CONCURRENCY,
                 metrics=metrics,
+                clock=clock.now,
+                tick_seconds=TICK_SECONDS / scale,
+                media_policy=MediaPolicy([spec["base_url"]]),
             )
-            await webhooks.start()
-            ready["callback_base"] = f"http://127.0.0.1:{webhooks.port}/callbacks"
-    say(ready)
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    clock.t0 = float(json.loads(line)["t0"])
-    await asyncio.sleep(max(0.0, clock.t0 - time.monotonic()))
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    poller: asyncio.Task[None] | None = None
-    if tracker is not None:
-        await tracker.start()
-    else:
-        poller = asyncio.create_task(
-            fixed_poller(provider, count, config.interval / scale, recorder)
-        )
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(recorder.all_done.wait(), float(spec["deadline"]) / scale)
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    if tracker is not None:
-        await tracker.stop()
-    if poller is not None:
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
-    if webhooks is not None:
-        await webhooks.stop()
-    await client.aclose()
-    await store.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    say({"cpu": cpu, "wall": wall, "peak_mb": peak, "delivered": recorder.at})
+            if follower.callbacks:
+                webhooks = WebhookServer(
+                    host="127.0.0.1",
+                    port=0,
+                    store=store,
+                    provider=provider,
+                    tracker=tracker,
+                    metrics=metrics,
+                )
+                await webhooks.start()
+                callback_base = f"http://127.0.0.1:{webhooks.port}/callbacks"
+            await tracker.start()
+        for number in range(waves):
+            plan = plan_of(planner) if planner is not None else None
+            ids = [provider_task_id(run, number, i) for i in range(count)]
+            start = time.monotonic()
+            tokens: list[str] = []
+            if store is not None and planner is not None:
+                tokens = await create_wave(store, planner, clock, start, ids)
+            recorder.expect(number, count)
+            say(
+                {
+                    "wave": number,
+                    "start": start,
+                    "sim_start": clock.seconds_at(start),
+                    "plan": plan,
+                    "callback_base": callback_base,
+                    "tokens": tokens,
+                }
+            )
+            go = await inbox.hear(120)
+            deadline = start + float(go["deadline"]) / scale
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            poller: asyncio.Task[None] | None = None
+            if follower.kind == "fixed":
+                poller = asyncio.create_task(
+                    fixed_poller(provider, ids, follower.interval / scale, recorder)
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    recorder.done[number].wait(), max(0.0, deadline - time.monotonic())
+                )
+            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            say(
+                {
+                    "wave_done": number,
+                    "cpu": cpu,
+                    "wall": wall,
+                    "peak_mb": peak,
+                    "delivered": recorder.at[number],
+                }
+            )
+    finally:
+        if tracker is not None:
+            await tracker.stop()
+        if webhooks is not None:
+            await webhooks.stop()
+        await client.aclose()
+        if store is not None:
+            await store.close()
 
 
 # --------------------------------------------------------------------------------------
@@ -539,14 +763,18 @@ async def burst(count: int) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# the parent: runs the scenarios, computes the figures
+# the parent: runs the followers, computes the figures
 # --------------------------------------------------------------------------------------
 
 
 @dataclass
-class Result:
+class WaveResult:
+    spread: Spread
+    follower: Follower
+    wave: str  # the wave's name ("cold", "warm", ...)
+    judged: bool
     count: int
-    config: Config
+    plan: dict[str, Any] | None
     requests_per_task: float
     lag: list[float]
     undelivered: int
@@ -555,7 +783,7 @@ class Result:
     peak_mb: float
     peak_rate: int
     callbacks_lost: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    callbacks_failed: int = 0
 
     def lag_at(self, share: float) -> float:
         return percentile(self.lag, share)
@@ -597,7 +825,16 @@ async def expect(proc: asyncio.subprocess.Process, within: float) -> dict[str, A
             sys.stderr.write(text)
 
 
+async def tell(proc: asyncio.subprocess.Process, message: dict[str, Any]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write((json.dumps(message) + "\n").encode())
+    await proc.stdin.drain()
+
+
 async def finish(proc: asyncio.subprocess.Process) -> None:
+    """Let the child end (it does once its last wave is reported), else end it."""
+    if proc.stdin is not None:
+        proc.stdin.close()
     try:
         async with asyncio.timeout(30):
             await proc.wait()
@@ -606,61 +843,150 @@ async def finish(proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
 
 
-async def run_scenario(
-    fake: BenchProvider,
-    config: Config,
-    durations: list[float],
-    template: Path,
-    tokens: list[str],
-    work: Path,
-    scale: float,
-    lose_every: int,
-) -> Result:
-    count = len(durations)
-    database = work / f"{config.key}-{count}.sqlite3"
-    copy_database(template, database)
-    deadline = LONGEST * 2  # simulated seconds; whatever is not handed over by then is late
+def wave_deadline(durations: Sequence[float], plan: dict[str, Any] | None) -> float:
+    """Simulated seconds from the wave's start after which the follower stops waiting:
+    well after the last generation and the plan's first check."""
+    longest = max(durations)
+    first = float(plan["first_delay"]) if plan else 0.0
+    return max(longest, first) + max(60.0, longest / 2)
+
+
+def remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@dataclass
+class Run:
+    """What every follower of a run shares."""
+
+    provider: BenchProvider
+    work: Path
+    count: int
+    scale: float
+    seed: int
+    lose_every: int
+    runs: int = 0
+
+    def next_run(self) -> str:
+        self.runs += 1
+        return f"r{self.runs}"
+
+
+async def run_follower(
+    run: Run,
+    spread: Spread,
+    follower: Follower,
+    waves: list[tuple[str, bool, list[float]]],
+) -> list[WaveResult]:
+    """One child following `waves` (name, judged, durations) in turn."""
+    key = run.next_run()
+    database = run.work / f"{key}-{follower.key}.sqlite3"
+    count = len(waves[0][2])
     spec = {
-        "config": config.key,
+        "follower": follower.key,
+        "run": key,
+        "waves": len(waves),
         "count": count,
-        "scale": scale,
+        "scale": run.scale,
         "database": str(database),
-        "base_url": fake.base_url,
-        "deadline": deadline,
+        "base_url": run.provider.base_url,
     }
-    fake.reset()
+    results: list[WaveResult] = []
+    loaded: list[Generations] = []
     proc = await spawn(["--child", json.dumps(spec)])
     try:
-        ready = await expect(proc, 120)
-        urls = None
-        if config.callbacks:
-            urls = [f"{ready['callback_base']}/{token}" for token in tokens]
-        t0 = time.monotonic() + 0.5
-        fake.load(durations, t0, scale, urls, lose_every if config.callbacks else 0)
-        assert proc.stdin is not None
-        proc.stdin.write((json.dumps({"t0": t0}) + "\n").encode())
-        await proc.stdin.drain()
-        outcome = await expect(proc, deadline / scale + 120)
+        for number, (name, judged, durations) in enumerate(waves):
+            hello = await expect(proc, 120 + count * 0.02)
+            assert hello["wave"] == number
+            started = time.monotonic()
+            wave = run.provider.load(
+                key, number, durations, hello["start"], hello["sim_start"], run.scale
+            )
+            loaded.append(wave)
+            if follower.callbacks:
+                urls = [f"{hello['callback_base']}/{token}" for token in hello["tokens"]]
+                run.provider.call_back(wave, urls, run.lose_every)
+            plan: dict[str, Any] | None = hello["plan"]
+            deadline = wave_deadline(durations, plan)
+            await tell(proc, {"deadline": deadline})
+            done = await expect(proc, deadline / run.scale + 120)
+            if wave.sender is not None:  # what is not sent by now is not sent
+                wave.sender.cancel()
+            delivered = {int(k): float(v) for k, v in done["delivered"].items()}
+            result = WaveResult(
+                spread=spread,
+                follower=follower,
+                wave=name,
+                judged=judged,
+                count=count,
+                plan=plan,
+                requests_per_task=sum(wave.requests) / count,
+                lag=[(at - wave.ends[i]) * run.scale for i, at in delivered.items()],
+                undelivered=count - len(delivered),
+                cpu=float(done["cpu"]),
+                wall=float(done["wall"]),
+                peak_mb=float(done["peak_mb"]),
+                peak_rate=max(wave.per_second.values(), default=0),
+                callbacks_lost=wave.callbacks_lost,
+                callbacks_failed=wave.callbacks_failed,
+            )
+            results.append(result)
+            print(
+                f"  {spread.label}, {follower.label}, {name}: {describe_plan(plan)};"
+                f" {result.requests_per_task:.2f} req/task, lag p50"
+                f" {fmt(result.lag_at(0.5))} p95 {fmt(result.lag_at(0.95))}"
+                f" p99 {fmt(result.lag_at(0.99))} s, {result.undelivered} not handed over,"
+                f" CPU {result.cpu:.1f} s, {result.peak_mb:.0f} MB"
+                f" ({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
+        await finish(proc)
     finally:
-        await fake.halt()
         if proc.returncode is None:
-            await finish(proc)
-    remove_database(database)
-    delivered = {int(k): v for k, v in outcome["delivered"].items()}
-    lag = [(at - t0) * scale - durations[i] for i, at in delivered.items()]
-    return Result(
-        count=count,
-        config=config,
-        requests_per_task=sum(fake.requests) / count,
-        lag=lag,
-        undelivered=count - len(delivered),
-        cpu=outcome["cpu"],
-        wall=outcome["wall"],
-        peak_mb=outcome["peak_mb"],
-        peak_rate=max(fake.per_second.values(), default=0),
-        callbacks_lost=fake.callbacks_lost,
-        extra={"unknown": fake.unknown, "callbacks_failed": fake.callbacks_failed},
-    )
+            proc.kill()
+            await proc.wait()
+        for wave in loaded:
+            await run.provider.forget(wave)
+        remove_database(database)
+    return results
+
+
+async def run_spread(
+    run: Run, spread: Spread, followers: list[Follower], serial: bool
+) -> list[WaveResult]:
+    durations = [wave_durations(spread, k, run.count, run.seed) for k in range(len(spread.waves))]
+    judged = spread.judged
+    learning = [(w.name, k == judged, durations[k]) for k, w in enumerate(spread.waves)]
+    fixed_wave = [(f"{spread.waves[judged].name}'s tasks", True, durations[judged])]
+
+    async def lane(chosen: list[Follower]) -> list[WaveResult]:
+        out: list[WaveResult] = []
+        for follower in chosen:
+            waves = learning if follower.kind == "tracker" else fixed_wave
+            out += await run_follower(run, spread, follower, waves)
+        return out
+
+    polling = [f for f in followers if not f.callbacks]
+    callbacks = [f for f in followers if f.callbacks]
+    if serial:
+        found = await lane(followers)
+    else:
+        # The callbacks follower is nearly idle (a few requests a second): it runs beside
+        # the polling ones, which run one at a time.
+        async with asyncio.TaskGroup() as group:
+            first = group.create_task(lane(polling))
+            second = group.create_task(lane(callbacks))
+        found = first.result() + second.result()
+    order = {f.key: n for n, f in enumerate(FOLLOWERS)}
+    return sorted(found, key=lambda r: order[r.follower.key])  # stable: waves in order
+
+
+async def run_memory(run: Run, count: int) -> WaveResult:
+    spread = Spread("memory", f"{count:,} pending, 40-120 s", (WaveSpec("cold", 40.0, 120.0),))
+    durations = wave_durations(spread, 0, count, run.seed)
+    results = await run_follower(run, spread, BY_KEY["callbacks"], [("cold", True, durations)])
+    return results[0]
 
 
 async def run_burst(count: int) -> dict[str, Any]:
@@ -672,160 +998,296 @@ async def run_burst(count: int) -> dict[str, Any]:
             await finish(proc)
 
 
+# --------------------------------------------------------------------------------------
+# the report
+# --------------------------------------------------------------------------------------
+
+
 def fmt(value: float, digits: int = 2) -> str:
     return "—" if value != value else f"{value:.{digits}f}"
 
 
-def table(results: list[Result], scale: float) -> str:
+def describe_plan(plan: dict[str, Any] | None) -> str:
+    if plan is None:
+        return "fixed"
+    source = f"learned from {plan['samples']}" if plan["learned"] else "guidance"
+    return f"first {plan['first_delay']:.1f} s, every {plan['interval']:.2f} s ({source})"
+
+
+def every3_of(results: list[WaveResult], spread: Spread) -> WaveResult | None:
+    return next(
+        (r for r in results if r.spread.key == spread.key and r.follower.key == "every3"), None
+    )
+
+
+def table(results: list[WaveResult]) -> str:
     lines = [
-        "| tasks | follower | status req/task | lag p50 | lag p95 | lag p99 | not handed"
-        " over | CPU s | CPU busy | peak status req/s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| spread | follower | wave | plan at the wave's start | status req/task | vs every 3 s"
+        " | lag p50 | lag p95 | lag p99 | not handed over | CPU s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        busy = r.cpu / r.wall if r.wall else 0.0
+        base = every3_of(results, r.spread)
+        ratio = (
+            "—"
+            if base is None or r.follower.key == "every3" or not base.requests_per_task
+            else f"{r.requests_per_task / base.requests_per_task:.0%}"
+        )
+        wave = f"**{r.wave}**" if r.judged and r.follower.kind == "tracker" else r.wave
         lines.append(
-            f"| {r.count:,} | {r.config.label} | {r.requests_per_task:.2f} |"
-            f" {fmt(r.lag_at(0.5))} s | {fmt(r.lag_at(0.95))} s | {fmt(r.lag_at(0.99))} s |"
-            f" {r.undelivered} | {r.cpu:.1f} | {busy:.0%} | {r.peak_rate:,} |"
-            f" {r.peak_mb:.0f} |"
+            f"| {r.spread.label} | {r.follower.label} | {wave} | {describe_plan(r.plan)} |"
+            f" {r.requests_per_task:.2f} | {ratio} | {fmt(r.lag_at(0.5))} s |"
+            f" {fmt(r.lag_at(0.95))} s | {fmt(r.lag_at(0.99))} s | {r.undelivered} |"
+            f" {r.cpu:.1f} | {r.peak_mb:.0f} |"
         )
     return "\n".join(lines)
 
 
-def verdicts(results: list[Result], burst_figures: dict[str, Any] | None) -> list[str]:
-    out = []
-    by = {(r.count, r.config.key): r for r in results}
-    for count in sorted({r.count for r in results}):
-        mine, every3 = by.get((count, "tracker")), by.get((count, "every3"))
-        if mine and every3:
-            ratio = mine.requests_per_task / every3.requests_per_task
-            p95 = mine.lag_at(0.95)
-            ok = p95 <= 2.0 and ratio <= 0.75 and mine.undelivered == 0
-            out.append(
-                f"{count:,} tasks, polling alone: p95 {p95:.2f} s (target <= 2, every-3-s"
-                f" poller {every3.lag_at(0.95):.2f} s), {ratio:.0%} of the every-3-s"
-                f" poller's status requests (target <= 75%): {'met' if ok else 'NOT met'}"
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def verdicts(
+    spreads: list[Spread],
+    results: list[WaveResult],
+    burst_figures: dict[str, Any] | None,
+    memory: WaveResult | None,
+) -> list[str]:
+    out: list[str] = []
+    for spread in spreads:
+        mine = [r for r in results if r.spread.key == spread.key and r.judged]
+        polled = next((r for r in mine if r.follower.key == "tracker"), None)
+        base = every3_of(results, spread)
+        if polled is not None:
+            p95 = polled.lag_at(0.95)
+            if base is not None and base.requests_per_task:
+                ratio = polled.requests_per_task / base.requests_per_task
+                ok = p95 <= POLL_P95 and ratio <= POLL_SHARE and polled.undelivered == 0
+                out.append(
+                    f"{spread.label}, polling alone ({polled.wave} wave): p95 {p95:.2f} s"
+                    f" (target <= {POLL_P95:g}; every-3-s poller {base.lag_at(0.95):.2f} s),"
+                    f" {ratio:.0%} of the every-3-s poller's status requests"
+                    f" ({polled.requests_per_task:.2f} against {base.requests_per_task:.2f};"
+                    f" target <= {POLL_SHARE:.0%}): {met(ok)}"
+                )
+            else:
+                out.append(
+                    f"{spread.label}, polling alone ({polled.wave} wave): p95 {p95:.2f} s,"
+                    f" {polled.requests_per_task:.2f} status requests a task; no every-3-s"
+                    " poller in this run, so no verdict"
+                )
+        called = next((r for r in mine if r.follower.key == "callbacks"), None)
+        if called is not None:
+            p95 = called.lag_at(0.95)
+            ok = (
+                p95 <= CALLBACK_P95
+                and called.requests_per_task <= CALLBACK_REQUESTS
+                and called.undelivered == 0
             )
-        cb = by.get((count, "callbacks"))
-        if cb:
-            ok = cb.lag_at(0.95) <= 0.5 and cb.requests_per_task <= 2 and cb.undelivered == 0
             out.append(
-                f"{count:,} tasks, callbacks: p95 {cb.lag_at(0.95):.2f} s (target <= 0.5),"
-                f" {cb.requests_per_task:.2f} status requests per task (target <= 2):"
-                f" {'met' if ok else 'NOT met'}"
-            )
-        peaks = [r.peak_mb for r in results if r.count == count and r.config.kind == "tracker"]
-        if count >= 10_000 and peaks:
-            out.append(
-                f"{count:,} pending tasks in one process: peak {max(peaks):.0f} MB"
-                f" (target < 150): {'met' if max(peaks) < 150 else 'NOT met'}"
+                f"{spread.label}, callbacks ({called.wave} wave): p95 {p95:.2f} s"
+                f" (target <= {CALLBACK_P95:g}), {called.requests_per_task:.2f} status"
+                f" requests a task (target <= {CALLBACK_REQUESTS:g}): {met(ok)}"
             )
     if burst_figures is not None:
         acks = burst_figures["acks"]
         p99 = percentile(acks, 0.99)
-        ok = p99 < 0.5 and not burst_figures["missing"] and not burst_figures["late"]
+        ok = p99 < BURST_P99 and not burst_figures["missing"] and not burst_figures["late"]
         out.append(
             f"burst of {len(acks) + burst_figures['missing']} commands: acknowledged p50"
-            f" {percentile(acks, 0.5):.3f} s, p99 {p99:.3f} s, max {max(acks):.3f} s"
-            f" (target p99 < 0.5): {'met' if ok else 'NOT met'}"
+            f" {percentile(acks, 0.5):.3f} s, p99 {p99:.3f} s, max {max(acks, default=0):.3f} s"
+            f" (target p99 < {BURST_P99:g}): {met(ok)}"
+        )
+    if memory is not None:
+        out.append(
+            f"{memory.count:,} pending tasks in one process (callbacks + safety net): peak"
+            f" {memory.peak_mb:.0f} MB (target < {MEMORY_MB:.0f}),"
+            f" {memory.undelivered} not handed over: {met(memory.peak_mb < MEMORY_MB)}"
+        )
+    elif results:
+        peak = max(results, key=lambda r: r.peak_mb)
+        out.append(
+            f"memory: at most {peak.peak_mb:.0f} MB in a follower at {peak.count:,} pending"
+            " tasks; 10,000 pending tasks are measured by `--memory 10000` (target < 150 MB)"
         )
     return out
 
 
+def estimate_seconds(
+    spreads: list[Spread],
+    followers: list[Follower],
+    count: int,
+    scale: float,
+    serial: bool,
+    burst_count: int,
+    memory: int,
+) -> float:
+    """About how long the run takes, from the provider's guidance and the spreads."""
+    guidance = {
+        cb: Schedule.for_provider(
+            APIXO_CAPABILITIES, first_delay=None, interval=None, callbacks=cb
+        ).first_delay
+        for cb in (False, True)
+    }
+
+    def follower_seconds(spread: Spread, follower: Follower) -> float:
+        if follower.kind == "fixed":
+            sim = spread.waves[-1].longest + follower.interval
+            return sim / scale + SPAWN_SECONDS
+        sim, previous = 0.0, None
+        for wave in spread.waves:
+            if previous is None:
+                first = guidance[follower.callbacks]
+            elif follower.callbacks:
+                spread_width = previous.longest - previous.shortest
+                first = previous.longest + max(LAG_TARGET, spread_width / 4)
+            else:
+                first = previous.shortest + LAG_TARGET
+            sim += max(wave.longest, first) + (8.0 if follower.callbacks else 3.0)
+            previous = wave
+        return sim / scale + SPAWN_SECONDS + len(spread.waves) * count * CREATE_SECONDS
+
+    total = 0.0
+    for spread in spreads:
+        lanes = [
+            sum(follower_seconds(spread, f) for f in followers if f.callbacks == cb)
+            for cb in (False, True)
+        ]
+        total += sum(lanes) if serial else max(lanes)
+    if memory:
+        total += SPAWN_SECONDS + memory * CREATE_SECONDS + (guidance[True] + 10) / scale
+    if burst_count:
+        total += 15 + burst_count * 0.02
+    return total
+
+
+def as_json(r: WaveResult) -> dict[str, Any]:
+    return {
+        "spread": r.spread.label,
+        "follower": r.follower.key,
+        "wave": r.wave,
+        "judged": r.judged,
+        "tasks": r.count,
+        "plan": r.plan,
+        "status_requests_per_task": r.requests_per_task,
+        "lag_p50": r.lag_at(0.5),
+        "lag_p95": r.lag_at(0.95),
+        "lag_p99": r.lag_at(0.99),
+        "lag_max": max(r.lag, default=float("nan")),
+        "lag_mean": statistics.fmean(r.lag) if r.lag else float("nan"),
+        "undelivered": r.undelivered,
+        "cpu_seconds": r.cpu,
+        "wall_seconds": r.wall,
+        "peak_rss_mb": r.peak_mb,
+        "peak_status_per_second": r.peak_rate,
+        "callbacks_lost": r.callbacks_lost,
+        "callbacks_failed": r.callbacks_failed,
+    }
+
+
 async def parent(args: argparse.Namespace) -> dict[str, Any]:
-    counts: list[int] = (
-        args.tasks if args.tasks is not None else [100] if args.quick else [1_000, 10_000]
-    )
+    count: int = args.tasks if args.tasks is not None else (100 if args.quick else 500)
     scale: float = args.scale or (4.0 if args.quick else 1.0)
-    burst_count: int = args.burst if args.burst is not None else (50 if args.quick else 200)
-    configs = [c for c in CONFIGS if not args.only or c.key in args.only]
+    memory: int = args.memory or 0
+    spread_keys: list[str] = (
+        args.spreads
+        if args.spreads is not None
+        else []
+        if memory
+        else ["40-120"]
+        if args.quick
+        else list(SPREAD_KEYS)
+    )
+    burst_default = 0 if memory else 50 if args.quick else 200
+    burst_count: int = args.burst if args.burst is not None else burst_default
+    followers = [BY_KEY[k] for k in (args.only or DEFAULT_FOLLOWERS)]
+    followers.sort(key=FOLLOWERS.index)
     lose_every = round(1 / args.lose_callbacks) if args.lose_callbacks > 0 else 0
-    for config in configs:
-        if config.kind == "tracker":
-            s = config.schedule()
-            print(
-                f"{config.label}: first check {s.first_delay:.2f} s, then every"
-                f" {s.interval:.2f} s" + (" (x4 after the first)" if s.callbacks else ""),
-                flush=True,
-            )
-    results: list[Result] = []
+    spreads = [spread_named(key, args.seed) for key in dict.fromkeys(spread_keys)]
+    for spread in spreads:
+        if spread.key == "random":
+            print(f"spread drawn from seed {args.seed}: {spread.label}", flush=True)
+    expected = estimate_seconds(spreads, followers, count, scale, args.serial, burst_count, memory)
+    print(
+        f"{len(spreads)} spread(s), {count:,} tasks a wave, followers"
+        f" {', '.join(f.key for f in followers)}, scale {scale:g}"
+        f"{', one at a time' if args.serial else ''}"
+        f"{f', memory at {memory:,} tasks' if memory else ''}"
+        f"{f', burst of {burst_count}' if burst_count else ''}:"
+        f" expect about {expected / 60:.0f} minutes",
+        flush=True,
+    )
+    results: list[WaveResult] = []
+    memory_result: WaveResult | None = None
     began = time.monotonic()
-    fake = BenchProvider()
-    await fake.start()
+    provider = BenchProvider()
+    await provider.start()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-tracker-") as folder:
-            work = Path(folder)
-            for count in counts:
-                template = work / f"template-{count}.sqlite3"
-                t = time.monotonic()
-                tokens = await build_template(template, count)
-                print(f"{count:,} submitted tasks in {time.monotonic() - t:.1f} s", flush=True)
-                durations = generation_times(count, args.seed)
-                for config in configs:
-                    t = time.monotonic()
-                    result = await run_scenario(
-                        fake, config, durations, template, tokens, work, scale, lose_every
-                    )
-                    results.append(result)
-                    print(
-                        f"  {config.label}: {result.requests_per_task:.2f} req/task, lag p50"
-                        f" {fmt(result.lag_at(0.5))} p95 {fmt(result.lag_at(0.95))}"
-                        f" p99 {fmt(result.lag_at(0.99))} s, {result.undelivered} late,"
-                        f" CPU {result.cpu:.1f} s, {result.peak_mb:.0f} MB"
-                        f" ({time.monotonic() - t:.0f} s)",
-                        flush=True,
-                    )
+            run = Run(provider, Path(folder), count, scale, args.seed, lose_every)
+            for spread in spreads:
+                print(f"{spread.label}:", flush=True)
+                results += await run_spread(run, spread, followers, args.serial)
+            if memory:
+                print(f"memory, {memory:,} tasks with callbacks:", flush=True)
+                memory_result = await run_memory(run, memory)
     finally:
-        await fake.stop()
+        await provider.stop()
     burst_figures = await run_burst(burst_count) if burst_count > 0 else None
+    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
     print()
-    print(f"scale {scale:g} (figures in simulated seconds); seed {args.seed}")
-    print(table(results, scale))
+    print(
+        f"{date.today().isoformat()}, {machine}; scale {scale:g} (figures in simulated"
+        f" seconds), {count:,} tasks a wave, seed {args.seed}; the judged waves in bold"
+    )
     print()
-    for line in verdicts(results, burst_figures):
+    shown = results + ([memory_result] if memory_result is not None else [])
+    if shown:
+        print(table(shown))
+        print()
+    for line in verdicts(spreads, results, burst_figures, memory_result):
         print("- " + line)
-    print(f"\nwhole run: {time.monotonic() - began:.0f} s")
+    print(f"\nwhole run: {time.monotonic() - began:.0f} s (expected about {expected:.0f} s)")
     return {
         "scale": scale,
         "seed": args.seed,
-        "results": [
-            {
-                "tasks": r.count,
-                "follower": r.config.key,
-                "status_requests_per_task": r.requests_per_task,
-                "lag_p50": r.lag_at(0.5),
-                "lag_p95": r.lag_at(0.95),
-                "lag_p99": r.lag_at(0.99),
-                "lag_max": max(r.lag, default=float("nan")),
-                "lag_mean": statistics.fmean(r.lag) if r.lag else float("nan"),
-                "undelivered": r.undelivered,
-                "cpu_seconds": r.cpu,
-                "wall_seconds": r.wall,
-                "peak_rss_mb": r.peak_mb,
-                "peak_status_per_second": r.peak_rate,
-                "callbacks_lost": r.callbacks_lost,
-                **r.extra,
-            }
-            for r in results
-        ],
+        "tasks_per_wave": count,
+        "machine": machine,
+        "results": [as_json(r) for r in results],
+        "memory": as_json(memory_result) if memory_result is not None else None,
         "burst": burst_figures,
+        "unknown_task_requests": provider.unknown,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 tasks at 4x, 50 commands")
     parser.add_argument(
-        "--tasks", type=int, nargs="*", help="task counts (default 1000 10000; none: burst only)"
+        "--quick", action="store_true", help="100 tasks a wave at 4x, 40-120 s, 50 commands"
     )
+    parser.add_argument("--tasks", type=int, help="tasks a wave (default 500)")
+    parser.add_argument(
+        "--spreads",
+        nargs="*",
+        type=spread_arg,
+        metavar="SPREAD",
+        help=f"of {', '.join(SPREAD_KEYS)} or SHORTEST-LONGEST (default: all)",
+    )
+    parser.add_argument("--only", nargs="*", choices=[f.key for f in FOLLOWERS])
     parser.add_argument("--scale", type=float, help="simulated seconds per real second")
     parser.add_argument("--burst", type=int, help="concurrent commands (0: skip)")
-    parser.add_argument("--only", nargs="*", choices=[c.key for c in CONFIGS])
+    parser.add_argument(
+        "--memory",
+        type=int,
+        help="also measure N pending tasks with callbacks (alone unless --spreads/--burst)",
+    )
+    parser.add_argument(
+        "--serial", action="store_true", help="one child at a time (callbacks not beside)"
+    )
     parser.add_argument(
         "--lose-callbacks", type=float, default=0.01, help="share of callbacks never sent"
     )
-    parser.add_argument("--seed", type=int, default=20261124)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--json", help="also write the raw figures here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--burst-child", type=int, help=argparse.SUPPRESS)

@@ -138,15 +138,17 @@ class Schedule:
 
         With progress, the remaining time is estimated from the rate so far and the next
         check lands about half-way there (never sooner than the interval): few requests
-        early, quick notice at the end. Without progress, every `interval`. With
-        callbacks, polling only catches lost callbacks: nothing before `first_delay`
-        (a progress callback must not bring the first check forward), then four times
-        rarer than polling alone.
+        early, quick notice at the end. Without progress, every `interval`. Never before
+        `first_delay`: a task checked earlier than the schedule now says (it was planned
+        when the provider was quicker) waits for the new first check rather than paying
+        for checks the history says are wasted. With callbacks, polling only catches lost
+        callbacks: nothing before `first_delay` (a progress callback must not bring the
+        first check forward), then four times rarer than polling alone.
         """
         delay = self.interval
         if progress is not None and 0 < progress < 100 and elapsed > 0:
             remaining = elapsed * (100 - progress) / progress
             delay = max(self.interval, min(remaining / 2, self.interval * 6))
         if self.callbacks:
-            delay = max(delay * 4, self.first_delay - elapsed)
-        return delay
+            delay *= 4
+        return max(delay, self.first_delay - elapsed)

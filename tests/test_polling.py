@@ -372,3 +372,11 @@ def test_without_the_providers_time_it_is_bounded_by_the_checks() -> None:
     assert generation_time(running_task(), done, now, seen) == GenerationTime(62, 64)
     assert generation_time(running_task(), done, now, None) == GenerationTime(0, 64)
     assert generation_time(running_task(now), done, now, None) is None  # no time passed
+
+
+def test_a_task_checked_before_the_schedule_now_says_waits_for_the_new_first_check() -> None:
+    """Planned when the provider was quick, checked at 45 s; the provider has since
+    slowed to 100 s or more: no checks until the new first one."""
+    slower = Schedule.from_history(uniform(100, 200, 500, seed=12), lag=LAG)
+    assert slower.next_delay(45, None) == pytest.approx(slower.first_delay - 45)
+    assert slower.next_delay(slower.first_delay + 1, None) == slower.interval

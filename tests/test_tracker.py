@@ -116,8 +116,9 @@ def make_tracker(
 
 def test_schedule_uses_progress_to_poll_less_early_and_more_near_the_end() -> None:
     schedule = Schedule(first_delay=60, interval=10)
-    assert schedule.next_delay(30, None) == 10
-    early = schedule.next_delay(30, 10)  # 10 % after 30 s: about 270 s to go
+    assert schedule.next_delay(70, None) == 10
+    assert schedule.next_delay(30, None) == 30  # not before the first check
+    early = schedule.next_delay(70, 10)  # 10 % after 70 s: about 630 s to go
     late = schedule.next_delay(200, 95)  # nearly done
     assert early > late and late == 10
     assert early <= 60  # never more than six intervals
