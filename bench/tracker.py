@@ -2,12 +2,14 @@
 several spreads of generation times; a burst of commands; memory at 10,000 tasks.
 
 Run: .venv/bin/python -m bench.tracker            (all spreads, 500 tasks a wave, real
-                                                   time: about 45-50 minutes, printed)
+                                                   time, 200 commands: about 50 minutes;
+                                                   the estimate is printed at the start)
      .venv/bin/python -m bench.tracker --quick    (the smoke test: 100 tasks a wave at 4x,
-                                                   40-120 s only, 50 commands: ~3 min)
+                                                   40-120 s only, 50 commands: ~2 min)
      .venv/bin/python -m bench.tracker --tasks 200 --spreads 30-80 --only tracker every3 --burst 0
      .venv/bin/python -m bench.tracker --memory 10000   (10,000 pending tasks with
-                                                   callbacks, peak RSS only: ~6 min)
+                                                   callbacks, peak RSS: ~5 min, real time)
+     .venv/bin/python -m bench.tracker --spreads doubling 25-60 --only tracker every3
 
 Everything listens on 127.0.0.1 only, every step has a deadline, and it stops by itself.
 
@@ -26,7 +28,8 @@ provider suddenly taking twice as long), the followers are:
   a stub deliverer. Waves of N tasks, in ONE child process and ONE database, so the
   learning carries over: "cold" (an empty history), then "warm" (learned from the cold
   one); for doubling two more, "2x" (the provider now takes twice as long, the plan is
-  the old one) and "2x again" (re-learned).
+  the old one) and "2x again" (re-learned: the planner keeps the latest 500 of a kind,
+  so with fewer than 500 tasks a wave the old ones still count there, and it says so).
 - **callbacks**: the same with callbacks on; the real `WebhookServer` receives the
   provider's callbacks, 1 % of which are never sent (`--lose-callbacks`), so the safety
   net has work to do. Same waves.
@@ -40,10 +43,12 @@ from the wave's spread (seeded: the tracker and callbacks followers get the same
 every3 the same as the judged wave). The child creates the tasks the way the bot does:
 `store.reserve`, then `store.mark_submitted` with `next_check_at = max(now, created_at +
 planner.schedule_for(...).first_delay)` (as `SoraService.send` writes it, so a warm wave
-gets the learned plan), the store's clock pinned to the wave's start while it does, so
-every `created_at` is that moment; it then tells the parent the moment and the callback
-tokens, and the parent's provider counts each generation from that moment. The next wave
-starts when every task of this one has been handed over (or its deadline passed).
+gets the learned plan). It writes them just before the wave's start (5 ms a task ahead)
+with the store's clock pinned to that start, so every `created_at` is that moment; at
+the start it tells the parent the moment and the callback tokens, and the parent's
+provider counts each generation from that moment. The next wave starts when every task
+of this one has been handed over (or its deadline passed: well after the last
+generation and the plan's first check).
 
 The provider is a small aiohttp server in the parent, speaking APIXO's wire format:
 `statusTask` answers "processing" with no progress until the task's generation time has
@@ -57,7 +62,10 @@ Figures, all in simulated seconds, per (spread, follower, wave):
   them; **vs every 3 s**: the ratio to the every-3-s poller's on that spread.
 - **lag**: from the provider finishing a task to the tracker handing it to the deliverer
   (a stub that notes the time and marks the task posted): p50/p95/p99; **not handed
-  over**: tasks still not handed over at the wave's deadline.
+  over**: tasks still not handed over at the wave's deadline. Printed as each wave ends
+  (and in `--json`), where the lag comes from, for the tasks a status check found done:
+  the **check gap** (the last check that found the task running to the one that found
+  it done) and **check to hand-over** (that check to the deliverer).
 - **plan**: the planner's first check and interval for this kind of video when the wave
   starts (read with `planner.schedule_for` in the child), and from how many samples.
 - **CPU s**: `time.process_time()` of the child (all its threads, aiosqlite's too) from
@@ -122,6 +130,7 @@ from bot.domain import (
     TaskState,
     kind_of,
 )
+from bot.polling import WINDOW as PLANNER_WINDOW
 from bot.providers.apixo import CAPABILITIES as APIXO_CAPABILITIES
 from bot.schedule import Schedule
 
@@ -145,7 +154,9 @@ MEMORY_MB = 150.0
 
 # For the printed estimate of the run's length (measured on the 2-core machine)
 SPAWN_SECONDS = 4.0  # a child importing the bot
-CREATE_SECONDS = 0.003  # reserve + mark_submitted, per task
+CREATE_SECONDS = 0.0035  # reserve + mark_submitted, per task
+# A wave's tasks are written this long (per task, real seconds) before its start.
+CREATE_LEAD_SECONDS = 0.005
 
 
 # --------------------------------------------------------------------------------------
@@ -270,6 +281,8 @@ class Generations:
     create_ms: int  # APIXO's createTime: simulated, in ms since the Unix epoch
     cost_ms: list[int]  # APIXO's costTime: the generation time in simulated ms
     requests: list[int]
+    last_running: list[float]  # monotonic moment of the last "processing" answer, or 0
+    first_done: list[float]  # monotonic moment of the first "success" answer, or 0
     per_second: dict[int, int] = field(default_factory=dict)
     sender: asyncio.Task[None] | None = None
     callbacks_sent: int = 0
@@ -336,6 +349,8 @@ class BenchProvider:
             create_ms=EPOCH_MS + round(sim_start * 1000),
             cost_ms=[round(d * 1000) for d in durations],
             requests=[0] * len(durations),
+            last_running=[0.0] * len(durations),
+            first_done=[0.0] * len(durations),
         )
         for index in range(len(durations)):
             self.jobs[bare_id(run, number, index)] = (wave, index)
@@ -382,6 +397,10 @@ class BenchProvider:
         wave, index = job
         now = time.monotonic()
         wave.requests[index] += 1
+        if now < wave.ends[index]:
+            wave.last_running[index] = now
+        elif not wave.first_done[index]:
+            wave.first_done[index] = now
         second = int(now - wave.start)
         wave.per_second[second] = wave.per_second.get(second, 0) + 1
         return web.json_response(self._body(wave, index, now))
@@ -540,8 +559,9 @@ def plan_of(planner: Any) -> dict[str, Any]:
 async def create_wave(
     store: Any, planner: Any, clock: SimClock, start: float, ids: list[str]
 ) -> list[str]:
-    """The wave's tasks, all created at `start` and submitted as `SoraService` does;
-    returns their callback tokens."""
+    """The wave's tasks, all dated `start` (monotonic; the store's clock is pinned to it
+    while they are written) and submitted as `SoraService` does; returns their callback
+    tokens."""
     clock.pinned = clock.at(start)
     tokens: list[str] = []
     try:
@@ -649,10 +669,15 @@ async def child(spec: dict[str, Any]) -> None:
         for number in range(waves):
             plan = plan_of(planner) if planner is not None else None
             ids = [provider_task_id(run, number, i) for i in range(count)]
-            start = time.monotonic()
             tokens: list[str] = []
             if store is not None and planner is not None:
+                # The tasks are written just before the wave's start, dated at it: the
+                # provider's callbacks need their tokens by the time the first one ends.
+                start = time.monotonic() + count * CREATE_LEAD_SECONDS
                 tokens = await create_wave(store, planner, clock, start, ids)
+                await asyncio.sleep(max(0.0, start - time.monotonic()))
+            else:
+                start = time.monotonic()
             recorder.expect(number, count)
             say(
                 {
@@ -773,6 +798,7 @@ class WaveResult:
     follower: Follower
     wave: str  # the wave's name ("cold", "warm", ...)
     judged: bool
+    generations: WaveSpec  # the spread its generation times were drawn from
     count: int
     plan: dict[str, Any] | None
     requests_per_task: float
@@ -782,6 +808,11 @@ class WaveResult:
     wall: float
     peak_mb: float
     peak_rate: int
+    # Where the lag comes from, for the tasks a status check found done: the gap
+    # between the last check that found the task running and the one that found it
+    # done, and from that check to the hand-over (simulated seconds).
+    gaps: list[float] = field(default_factory=list)
+    handover: list[float] = field(default_factory=list)
     callbacks_lost: int = 0
     callbacks_failed: int = 0
 
@@ -856,6 +887,16 @@ def remove_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Leg:
+    """One wave as a child follows it: its generation times, drawn from `spec`."""
+
+    name: str
+    judged: bool
+    spec: WaveSpec
+    durations: list[float]
+
+
 @dataclass
 class Run:
     """What every follower of a run shares."""
@@ -877,12 +918,12 @@ async def run_follower(
     run: Run,
     spread: Spread,
     follower: Follower,
-    waves: list[tuple[str, bool, list[float]]],
+    waves: list[Leg],
 ) -> list[WaveResult]:
-    """One child following `waves` (name, judged, durations) in turn."""
+    """One child following `waves` in turn."""
     key = run.next_run()
     database = run.work / f"{key}-{follower.key}.sqlite3"
-    count = len(waves[0][2])
+    count = len(waves[0].durations)
     spec = {
         "follower": follower.key,
         "run": key,
@@ -896,7 +937,8 @@ async def run_follower(
     loaded: list[Generations] = []
     proc = await spawn(["--child", json.dumps(spec)])
     try:
-        for number, (name, judged, durations) in enumerate(waves):
+        for number, leg in enumerate(waves):
+            name, durations = leg.name, leg.durations
             hello = await expect(proc, 120 + count * 0.02)
             assert hello["wave"] == number
             started = time.monotonic()
@@ -918,7 +960,8 @@ async def run_follower(
                 spread=spread,
                 follower=follower,
                 wave=name,
-                judged=judged,
+                judged=leg.judged,
+                generations=leg.spec,
                 count=count,
                 plan=plan,
                 requests_per_task=sum(wave.requests) / count,
@@ -928,6 +971,16 @@ async def run_follower(
                 wall=float(done["wall"]),
                 peak_mb=float(done["peak_mb"]),
                 peak_rate=max(wave.per_second.values(), default=0),
+                gaps=[
+                    (done - running) * run.scale
+                    for running, done in zip(wave.last_running, wave.first_done, strict=True)
+                    if running and done
+                ],
+                handover=[
+                    (at - wave.first_done[i]) * run.scale
+                    for i, at in delivered.items()
+                    if wave.first_done[i] and at >= wave.first_done[i]
+                ],
                 callbacks_lost=wave.callbacks_lost,
                 callbacks_failed=wave.callbacks_failed,
             )
@@ -936,7 +989,10 @@ async def run_follower(
                 f"  {spread.label}, {follower.label}, {name}: {describe_plan(plan)};"
                 f" {result.requests_per_task:.2f} req/task, lag p50"
                 f" {fmt(result.lag_at(0.5))} p95 {fmt(result.lag_at(0.95))}"
-                f" p99 {fmt(result.lag_at(0.99))} s, {result.undelivered} not handed over,"
+                f" p99 {fmt(result.lag_at(0.99))} s (check gap p95"
+                f" {fmt(percentile(result.gaps, 0.95))} s, check to hand-over p95"
+                f" {fmt(percentile(result.handover, 0.95))} s),"
+                f" {result.undelivered} not handed over,"
                 f" CPU {result.cpu:.1f} s, {result.peak_mb:.0f} MB"
                 f" ({time.monotonic() - started:.0f} s)",
                 flush=True,
@@ -957,8 +1013,9 @@ async def run_spread(
 ) -> list[WaveResult]:
     durations = [wave_durations(spread, k, run.count, run.seed) for k in range(len(spread.waves))]
     judged = spread.judged
-    learning = [(w.name, k == judged, durations[k]) for k, w in enumerate(spread.waves)]
-    fixed_wave = [(f"{spread.waves[judged].name}'s tasks", True, durations[judged])]
+    learning = [Leg(w.name, k == judged, w, durations[k]) for k, w in enumerate(spread.waves)]
+    last = spread.waves[judged]
+    fixed_wave = [Leg(f"{last.name}'s tasks", True, last, durations[judged])]
 
     async def lane(chosen: list[Follower]) -> list[WaveResult]:
         out: list[WaveResult] = []
@@ -984,8 +1041,8 @@ async def run_spread(
 
 async def run_memory(run: Run, count: int) -> WaveResult:
     spread = Spread("memory", f"{count:,} pending, 40-120 s", (WaveSpec("cold", 40.0, 120.0),))
-    durations = wave_durations(spread, 0, count, run.seed)
-    results = await run_follower(run, spread, BY_KEY["callbacks"], [("cold", True, durations)])
+    leg = Leg("cold", True, spread.waves[0], wave_durations(spread, 0, count, run.seed))
+    results = await run_follower(run, spread, BY_KEY["callbacks"], [leg])
     return results[0]
 
 
@@ -1020,6 +1077,18 @@ def every3_of(results: list[WaveResult], spread: Spread) -> WaveResult | None:
     )
 
 
+def vs_every3(r: WaveResult, results: list[WaveResult]) -> float | None:
+    """`r`'s status requests over the every-3-s poller's on the same spread, when its
+    wave's generation times came from the same range as the poller's."""
+    base = every3_of(results, r.spread)
+    if base is None or r is base or not base.requests_per_task:
+        return None
+    same = (base.generations.shortest, base.generations.longest)
+    if (r.generations.shortest, r.generations.longest) != same:
+        return None
+    return r.requests_per_task / base.requests_per_task
+
+
 def table(results: list[WaveResult]) -> str:
     lines = [
         "| spread | follower | wave | plan at the wave's start | status req/task | vs every 3 s"
@@ -1027,12 +1096,8 @@ def table(results: list[WaveResult]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        base = every3_of(results, r.spread)
-        ratio = (
-            "—"
-            if base is None or r.follower.key == "every3" or not base.requests_per_task
-            else f"{r.requests_per_task / base.requests_per_task:.0%}"
-        )
+        share = vs_every3(r, results)
+        ratio = "—" if share is None else f"{share:.0%}"
         wave = f"**{r.wave}**" if r.judged and r.follower.kind == "tracker" else r.wave
         lines.append(
             f"| {r.spread.label} | {r.follower.label} | {wave} | {describe_plan(r.plan)} |"
@@ -1060,8 +1125,8 @@ def verdicts(
         base = every3_of(results, spread)
         if polled is not None:
             p95 = polled.lag_at(0.95)
-            if base is not None and base.requests_per_task:
-                ratio = polled.requests_per_task / base.requests_per_task
+            ratio = vs_every3(polled, results)
+            if base is not None and ratio is not None:
                 ok = p95 <= POLL_P95 and ratio <= POLL_SHARE and polled.undelivered == 0
                 out.append(
                     f"{spread.label}, polling alone ({polled.wave} wave): p95 {p95:.2f} s"
@@ -1088,6 +1153,14 @@ def verdicts(
                 f"{spread.label}, callbacks ({called.wave} wave): p95 {p95:.2f} s"
                 f" (target <= {CALLBACK_P95:g}), {called.requests_per_task:.2f} status"
                 f" requests a task (target <= {CALLBACK_REQUESTS:g}): {met(ok)}"
+            )
+        learners = [r for r in mine if r.follower.kind == "tracker"]
+        if len(spread.waves) > 2 and learners and learners[0].count < PLANNER_WINDOW:
+            out.append(
+                f"{spread.label}: with {learners[0].count:,} tasks a wave, fewer than the"
+                f" planner's window of {PLANNER_WINDOW}, the last wave still plans with"
+                " samples from before the change: it shows a slowdown not yet trusted, not a"
+                " re-learned plan"
             )
     if burst_figures is not None:
         acks = burst_figures["acks"]
@@ -1145,7 +1218,8 @@ def estimate_seconds(
                 first = previous.shortest + LAG_TARGET
             sim += max(wave.longest, first) + (8.0 if follower.callbacks else 3.0)
             previous = wave
-        return sim / scale + SPAWN_SECONDS + len(spread.waves) * count * CREATE_SECONDS
+        creating = len(spread.waves) * count * max(CREATE_SECONDS, CREATE_LEAD_SECONDS)
+        return sim / scale + SPAWN_SECONDS + creating
 
     total = 0.0
     for spread in spreads:
@@ -1155,7 +1229,8 @@ def estimate_seconds(
         ]
         total += sum(lanes) if serial else max(lanes)
     if memory:
-        total += SPAWN_SECONDS + memory * CREATE_SECONDS + (guidance[True] + 10) / scale
+        creating = memory * max(CREATE_SECONDS, CREATE_LEAD_SECONDS)
+        total += SPAWN_SECONDS + creating + (guidance[True] + 10) / scale
     if burst_count:
         total += 15 + burst_count * 0.02
     return total
@@ -1170,6 +1245,7 @@ def as_json(r: WaveResult) -> dict[str, Any]:
         "tasks": r.count,
         "plan": r.plan,
         "status_requests_per_task": r.requests_per_task,
+        "generations": [r.generations.shortest, r.generations.longest],
         "lag_p50": r.lag_at(0.5),
         "lag_p95": r.lag_at(0.95),
         "lag_p99": r.lag_at(0.99),
@@ -1180,6 +1256,15 @@ def as_json(r: WaveResult) -> dict[str, Any]:
         "wall_seconds": r.wall,
         "peak_rss_mb": r.peak_mb,
         "peak_status_per_second": r.peak_rate,
+        "check_gap_p50": percentile(r.gaps, 0.5),
+        "check_gap_p95": percentile(r.gaps, 0.95),
+        "check_gap_max": max(r.gaps, default=float("nan")),
+        "check_to_handover_p50": percentile(r.handover, 0.5),
+        "check_to_handover_p95": percentile(r.handover, 0.95),
+        "check_to_handover_max": max(r.handover, default=float("nan")),
+        "share_over_lag_target": (
+            sum(x > POLL_P95 for x in r.lag) / len(r.lag) if r.lag else float("nan")
+        ),
         "callbacks_lost": r.callbacks_lost,
         "callbacks_failed": r.callbacks_failed,
     }
