@@ -333,7 +333,13 @@ async def test_a_claim_hands_out_tasks_as_they_were_and_stamps_the_check(
     assert again.checked_at == due + timedelta(seconds=0.1)  # the previous check
     stored = await store.get_task(reserved.task.id)
     assert stored is not None and stored.checked_at == later
-    assert stored.next_check_at == later + timedelta(seconds=2.0)
+    # One lease after it was due (due + 4.0), not after the late claim (due + 4.2): a
+    # tracker running late does not stretch every gap by its delay.
+    assert stored.next_check_at == due + timedelta(seconds=4.0)
+    (behind,) = await store.claim_due_tasks(due + timedelta(seconds=30), 10, 2.0)
+    stored = await store.get_task(reserved.task.id)
+    assert stored is not None  # far behind: at least half a lease from now, not in the past
+    assert stored.next_check_at == due + timedelta(seconds=31.0)
     await store.close()
 
 

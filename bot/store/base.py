@@ -163,8 +163,9 @@ class Store(ABC):
 
     @abstractmethod
     async def claim_due_tasks(self, now: datetime, limit: int, lease_seconds: float) -> list[Task]:
-        """Unfinished tasks whose check is due, pushed `lease_seconds` ahead so that a
-        concurrent poller does not claim them too (PostgreSQL: FOR UPDATE SKIP LOCKED),
+        """Unfinished tasks whose check is due, pushed `lease_seconds` past when it was due
+        (at least half of it past `now`) so that a concurrent poller does not claim them
+        too (PostgreSQL: FOR UPDATE SKIP LOCKED),
         and stamped `checked_at = now`. Each is returned as it was before the claim: its
         `next_check_at` is when the check was due, its `checked_at` the previous check."""
 

@@ -36,7 +36,7 @@ from bot.domain import (
 )
 from bot.errors import IllegalTransitionError
 from bot.store.base import Page
-from bot.store.sqlite.connection import SqliteBase, every, first, ts
+from bot.store.sqlite.connection import SqliteBase, dt, every, first, ts
 from bot.store.sqlite.quota import read_quota, write_reservation, write_settlement
 from bot.store.sqlite.rows import options_json, task_from
 
@@ -154,6 +154,13 @@ async def write_generation_time(
         )
 
 
+def next_after(due: str, lease_seconds: float, soonest: datetime) -> datetime:
+    """A claimed task's next check: one lease after it was due, but not before `soonest`."""
+    was_due = dt(due)
+    assert was_due is not None
+    return max(was_due + timedelta(seconds=lease_seconds), soonest)
+
+
 async def current_state(db: aiosqlite.Connection, task_id: str) -> TaskState:
     row = await first(db, "SELECT state FROM tasks WHERE id = ?", (task_id,))
     if row is None:
@@ -257,7 +264,6 @@ class SqliteTasks(SqliteBase):
             )
 
     async def claim_due_tasks(self, now: datetime, limit: int, lease_seconds: float) -> list[Task]:
-        lease_until = ts(now + timedelta(seconds=lease_seconds))
         async with self._transaction() as db:
             # PostgreSQL: the SELECT gets FOR UPDATE SKIP LOCKED; SQLite's BEGIN
             # IMMEDIATE already makes the claim exclusive. The rows are returned as they
@@ -270,10 +276,20 @@ class SqliteTasks(SqliteBase):
                 (ts(now), limit),
             )
             if rows:
-                marks = ", ".join("?" for _ in rows)
-                await db.execute(
-                    f"UPDATE tasks SET next_check_at = ?, checked_at = ? WHERE id IN ({marks})",
-                    (lease_until, ts(now), *(r["id"] for r in rows)),
+                # The next check counts from when this one was due, not from the claim, so
+                # a tracker running a little late does not stretch every gap by its delay;
+                # one far behind (a backlog) still waits at least half a lease.
+                soonest = now + timedelta(seconds=lease_seconds / 2)
+                await db.executemany(
+                    "UPDATE tasks SET next_check_at = ?, checked_at = ? WHERE id = ?",
+                    [
+                        (
+                            ts(next_after(r["next_check_at"], lease_seconds, soonest)),
+                            ts(now),
+                            r["id"],
+                        )
+                        for r in rows
+                    ],
                 )
         return [task_from(r) for r in rows]
 
