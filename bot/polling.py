@@ -39,6 +39,8 @@ MIN_SAMPLES = 20
 # follows a provider that speeds up within a few videos; a slowdown takes longer to
 # trust, and costs only requests meanwhile, not lag.
 WINDOW = 500
+# Checks whose lateness sets the plans' headroom, each time this many have been made.
+LATENESS_WINDOW = 500
 # How often the history is read again, for what other processes finished.
 REFRESH_EVERY = timedelta(seconds=60)
 
@@ -107,6 +109,10 @@ class PollPlanner:
             capabilities, first_delay=first_delay, interval=interval, callbacks=callbacks
         )
         self._fixed: Schedule | None = None
+        # How late the tracker's checks run (claimed after they were due), latest first:
+        # the interval leaves that much room, so a busy process still meets the target.
+        self._lateness: deque[float] = deque(maxlen=LATENESS_WINDOW)
+        self._headroom = 0.0
 
     @classmethod
     def fixed(cls, schedule: Schedule) -> PollPlanner:
@@ -161,6 +167,19 @@ class PollPlanner:
         self._times.setdefault(kind, deque(maxlen=WINDOW)).append(took)
         self._replan(kind)
 
+    def checked_late(self, seconds: float) -> None:
+        """The tracker made a check `seconds` after it was due. Every `LATENESS_WINDOW`
+        checks, the plans take the 90th percentile as their headroom."""
+        self._lateness.append(max(0.0, seconds))
+        if len(self._lateness) < LATENESS_WINDOW:
+            return
+        headroom = quantile(sorted(self._lateness), 0.9)
+        self._lateness.clear()
+        if abs(headroom - self._headroom) >= 0.01:
+            self._headroom = headroom
+            for kind in self._times:
+                self._replan(kind)
+
     async def load(self) -> None:
         """Read the history from the store (at start, and every `REFRESH_EVERY`)."""
         if self._store is None or self._fixed is not None:
@@ -188,7 +207,9 @@ class PollPlanner:
         if len(times) < self._min_samples:
             self._plans.pop(kind, None)
             return
-        learned = Schedule.from_history(times, lag=self._lag, callbacks=self._callbacks)
+        learned = Schedule.from_history(
+            times, lag=self._lag, callbacks=self._callbacks, headroom=self._headroom
+        )
         if self._first_override is not None:
             learned = replace(learned, first_delay=self._first_override)
         if self._interval_override is not None:

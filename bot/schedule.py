@@ -106,6 +106,7 @@ class Schedule:
         *,
         lag: float,
         callbacks: bool = False,
+        headroom: float = CHECK_HEADROOM_SECONDS,
     ) -> Schedule:
         """A schedule for videos like `times` (recent generation times of one kind), the
         provider reporting no progress, that notices the end within `lag` seconds for
@@ -117,7 +118,8 @@ class Schedule:
         the same share of tasks wait too long, so the slack a percentile target gives is
         best spent at the start: the first check comes one interval after the fastest
         3 % (`EARLY_SHARE`, estimated erring early: `early_quantile`), then one every
-        `lag` less the tracker's headroom. For an even spread of 40-120 s and a 2 s
+        `lag` less the tracker's headroom (`headroom`: how late its checks run, measured;
+        never more than a quarter of `lag`). For an even spread of 40-120 s and a 2 s
         target, that is about 20 checks a task where checking every 3 s takes 27.
         Whatever the distribution's shape (skewed, two humps, a provider that got
         slower), only its low end decides when checking starts.
@@ -129,7 +131,7 @@ class Schedule:
         ordered = sorted(t.seconds for t in times)
         low = early_quantile(ordered, EARLY_SHARE)
         high = quantile(ordered, CALLBACK_SHARE)
-        interval = max(lag / 2, lag - CHECK_HEADROOM_SECONDS)
+        interval = max(lag * 3 / 4, lag - max(CHECK_HEADROOM_SECONDS, headroom))
         first = high + max(lag, (high - low) / 4) if callbacks else low + interval
         return cls(first_delay=max(interval, first), interval=interval, callbacks=callbacks)
 

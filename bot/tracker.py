@@ -301,6 +301,11 @@ class Tracker:
             return
         self._metrics.provider_requests.labels(result="ok").inc()
         self._errors.pop(task.id, None)
+        if task.next_check_at is not None and task.checked_at is not None:
+            # As claimed: when this check was due. How late the answer to a repeat check
+            # came, claim and request together, is the plans' headroom (a first check is
+            # not spaced by the interval, and a burst of them would inflate it).
+            self.polling.checked_late((self._clock() - task.next_check_at).total_seconds())
         if self._nothing_new(task, status, now):
             return  # the claim already scheduled the next check
         # The claimed task is as it was before the claim: `checked_at` is the previous

@@ -386,3 +386,17 @@ def test_a_task_checked_before_the_schedule_now_says_waits_for_the_new_first_che
     slower = Schedule.from_history(uniform(100, 200, 500, seed=12), lag=LAG)
     assert slower.next_delay(45, None) == pytest.approx(slower.first_delay - 45)
     assert slower.next_delay(slower.first_delay + 1, None) == slower.interval
+
+
+def test_checks_that_run_late_leave_that_much_room_in_the_interval() -> None:
+    plans = planner()
+    for took in uniform(40, 120, 50, seed=13):
+        plans.learn(Mode.TEXT, TEXT8, took)
+    assert plans.schedule_for(Mode.TEXT, TEXT8).interval == pytest.approx(1.95)
+    for n in range(500):  # a busy process: answers come 0-0.3 s after they were due
+        plans.checked_late(0.3 * n / 499)
+    assert plans.schedule_for(Mode.TEXT, TEXT8).interval == pytest.approx(2 - 0.27, abs=0.01)
+    for _ in range(500):  # far behind: never less than three quarters of the target
+        plans.checked_late(5.0)
+    assert plans.schedule_for(Mode.TEXT, TEXT8).interval == pytest.approx(1.5)
+    assert plans.lease == pytest.approx(1.5)
