@@ -337,6 +337,7 @@ async def test_a_claim_hands_out_tasks_as_they_were_and_stamps_the_check(
     # tracker running late does not stretch every gap by its delay.
     assert stored.next_check_at == due + timedelta(seconds=4.0)
     (behind,) = await store.claim_due_tasks(due + timedelta(seconds=30), 10, 2.0)
+    assert behind.next_check_at == due + timedelta(seconds=4.0)  # was due 26 s ago
     stored = await store.get_task(reserved.task.id)
     assert stored is not None  # far behind: at least half a lease from now, not in the past
     assert stored.next_check_at == due + timedelta(seconds=31.0)
