@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
 from bot.errors import (
@@ -53,6 +52,7 @@ from tests.fakes.providers import (
     FakeUlazAI,
 )
 from tests.helpers import fast_http, free_port
+from tests.providers.conftest import Received
 
 NAMES = ["apixo", "sora2api", "soravideo", "ulazai", "openai"]
 FAKES: dict[str, type[FakeProvider]] = {
@@ -284,33 +284,6 @@ async def test_a_hung_status_check_times_out_and_is_retried(rig: Rig) -> None:
 
 
 # Callbacks ------------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[str, list[Received]]]:
-    got: list[Received] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        got.append(Received(dict(request.headers), await request.read()))
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/callback/token123", got
-    finally:
-        await runner.cleanup()
 
 
 async def _callbacks(got: list[Received], count: int) -> list[Received]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from bot.domain import Aspect, GenerationOptions, Mode, Quality
 from bot.providers.apixo import ApixoProvider
@@ -39,6 +38,7 @@ from tests.fakes.providers import (
     FakeSoraVideo,
 )
 from tests.helpers import eventually, fast_http
+from tests.providers.conftest import Received
 
 # What each fake's timestamps allow: whole seconds truncate (up to 1 s off), milliseconds
 # truncate to a millisecond.
@@ -94,31 +94,6 @@ async def test_finished_task_reports_the_fakes_generation_time(
     failed = "#fail" in prompt
     assert after.state is (ProviderState.FAILED if failed else ProviderState.SUCCEEDED)
     assert after.generation_seconds == pytest.approx(seconds, abs=TOLERANCE[name])
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[str, list[Received]]]:
-    got: list[Received] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        got.append(Received(dict(request.headers), await request.read()))
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/callbacks/token", got
-    finally:
-        await runner.cleanup()
 
 
 async def test_apixo_callback_carries_the_generation_time(
