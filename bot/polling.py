@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -154,11 +154,6 @@ class PollPlanner:
             return None
         return quantile(sorted(t.seconds for t in times), 0.5)
 
-    @property
-    def expected_seconds(self) -> float:
-        """The documentation's figure, for a kind with no history yet."""
-        return self._caps.expected_seconds
-
     # Learning
 
     def learn(self, mode: Mode, options: GenerationOptions, took: GenerationTime) -> None:
@@ -235,10 +230,3 @@ class PollPlanner:
                 )
             )
         return found
-
-    @property
-    def provider(self) -> str:
-        return self._provider
-
-    def kinds(self) -> Iterable[str]:
-        return self._times.keys()

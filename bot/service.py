@@ -301,10 +301,6 @@ class SoraService:
         learned = self._polling.typical_seconds(task.mode, task.options)
         return learned if learned is not None else self.provider.capabilities.expected_seconds
 
-    def usually_learned(self, task: Task) -> bool:
-        """Whether `usual_seconds` comes from history (else from the documentation)."""
-        return self._polling.typical_seconds(task.mode, task.options) is not None
-
     async def abandon(self, reserved: Reserved, error: BaseException) -> None:
         """Give a reservation up because of `error` (the provider refused, or the caller
         could not go on after `reserve`): the task fails, its quota is refunded, and
