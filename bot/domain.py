@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from bot.errors import GenerationDisabledError, QuotaExceededError
+from bot.errors import BotError, GenerationDisabledError, QuotaExceededError
 
 
 class TaskState(StrEnum):
@@ -156,6 +156,10 @@ class NewTask:
     image_url: str | None = None
     upload_limit: int | None = None  # bytes, as Discord reported for the channel
     remix_of_task_id: str | None = None  # the task whose video this one remixes
+    # The member's roles: a role allowance may replace the server's per-member limit.
+    role_ids: frozenset[int] = frozenset()
+    # Approval mode: the task is held for a moderator until then (then it expires).
+    hold_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,22 @@ class Task:
     # handed out by `claim_due_tasks`): a check that finds the video done bounds its
     # generation time between that earlier "not yet" and now.
     checked_at: datetime | None = None
+    # Approval mode: None for a task that was never held.
+    approval: Approval | None = None
+    decided_by: int | None = None
+    decided_at: datetime | None = None
+    # The bot's own public message about the task in its channel (the "waits for a
+    # moderator" notice, then the card), removed once the outcome is posted.
+    card_message_id: int | None = None
+
+    @property
+    def started_at(self) -> datetime:
+        """When the work began: the request, or for a held one its approval. Schedules,
+        generation times and the maximum age count from here; a request that waited a
+        day for a moderator is not a day-long generation."""
+        if self.approval is Approval.APPROVED and self.decided_at is not None:
+            return self.decided_at
+        return self.created_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +289,36 @@ class EffectiveLimits:
         )
 
 
+class Approval(StrEnum):
+    """Where a held request is: waiting for a moderator, or decided."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAllowance:
+    """Members holding `role_id` may use `daily` per UTC day (in the quota's unit)."""
+
+    role_id: int
+    daily: int
+
+
+@dataclass(frozen=True, slots=True)
+class GuildRules:
+    """A server's governance settings, as moderators set them."""
+
+    log_channel_id: int | None = None
+    log_problem: str | None = None  # why the last post to the log failed, until one works
+    approval: bool = False
+    max_duration: int | None = None  # seconds; None: whatever the provider offers
+    high_quality: bool = True
+    blocked_phrases: tuple[str, ...] = ()
+    role_allowances: tuple[RoleAllowance, ...] = field(default=())
+
+
 @dataclass(frozen=True, slots=True)
 class GuildSettings:
     guild_id: int
@@ -276,6 +326,7 @@ class GuildSettings:
     allowed_channel_ids: frozenset[int] = frozenset()
     default_options: GenerationOptions | None = None
     default_provider: str | None = None
+    rules: GuildRules = field(default_factory=GuildRules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +339,8 @@ class QuotaStatus:
     user_used_today: int
     day_resets_at: datetime
     month_resets_at: datetime
+    # The role whose allowance is the member's daily limit; None: the server's limit.
+    user_limit_role: int | None = None
 
     @property
     def guild_left_today(self) -> int:
@@ -340,6 +393,12 @@ def check_quota(status: QuotaStatus, cost: int) -> None:
     Raises `GenerationDisabledError` when a limit is 0, `QuotaExceededError` otherwise.
     """
     limits = status.limits
+    if status.user_limit_role is not None and limits.user_daily == 0:
+        # Only this member's roles say 0; the server itself is on.
+        raise BotError(
+            "Your roles in this server don't include making videos. Ask a moderator if "
+            "you think they should; nothing was charged."
+        )
     if not limits.generation_enabled:
         raise GenerationDisabledError()
     # (mine, limit, used, period, resets at), in the order a member can act on.

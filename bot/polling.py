@@ -65,12 +65,12 @@ def generation_time(
     The provider's own figure where it gives one (never more than the time since
     submission: no clock can make it longer than that); otherwise bounded by the last
     check that found it running (or submission) and now, when it was found done."""
-    elapsed = (now - task.created_at).total_seconds()
+    elapsed = (now - task.started_at).total_seconds()
     if elapsed <= 0:
         return None
     if status.generation_seconds is not None:
         return GenerationTime.exact(min(status.generation_seconds, elapsed))
-    seen_running = 0.0 if running_at is None else (running_at - task.created_at).total_seconds()
+    seen_running = 0.0 if running_at is None else (running_at - task.started_at).total_seconds()
     return GenerationTime(min(max(0.0, seen_running), elapsed), elapsed)
 
 

@@ -35,9 +35,7 @@ from bot.domain import (
     Mode,
     NewTask,
     Quality,
-    QuotaLimits,
     QuotaStatus,
-    QuotaUnit,
     Settle,
     Task,
     TaskState,
@@ -55,6 +53,8 @@ from bot.errors import (
     ProviderRefusedError,
     TaskNotFoundError,
 )
+from bot.governance import NotAllowedHereError, check_server_limits, contains_blocked
+from bot.modlog import LogEntry, LogKind, ModLog
 from bot.polling import PollPlanner
 from bot.providers.base import (
     FailureCode,
@@ -66,6 +66,7 @@ from bot.providers.base import (
 )
 from bot.settings import Settings
 from bot.store import Page, Store
+from bot.wording import describe_options
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class SubmitRequest:
     quality: Quality | None = None
     attachment: AttachmentRef | None = None
     upload_limit: int | None = None
+    # The member's roles (role allowances) and whether they may manage the server
+    # (their requests are never held for approval).
+    role_ids: frozenset[int] = frozenset()
+    moderator: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,8 @@ class Checked:
     image: ImageInput | None = None  # read by `read_image` (image mode)
     remix_of: str | None = None  # the source video's provider task id (a remix)
     remix_source_id: str | None = None  # the source video's task id (a remix)
+    hold: bool = False  # approval mode: reserve, then wait for a moderator
+    logged: bool = False  # the server has a moderation log: write its entries
 
     @property
     def needs_image(self) -> bool:
@@ -130,12 +137,6 @@ def failure_code_for(error: BotError) -> FailureCode:
             return FailureCode.PROVIDER_ERROR
 
 
-@dataclass(frozen=True, slots=True)
-class QuotaChange:
-    before: QuotaStatus
-    after: QuotaStatus
-
-
 class SoraService:
     def __init__(
         self,
@@ -146,8 +147,10 @@ class SoraService:
         polling: PollPlanner,
         clock: Callable[[], datetime] = utc_now,
         *,
+        modlog: ModLog | None = None,
         image_download_seconds: float = IMAGE_DOWNLOAD_SECONDS,
     ) -> None:
+        self.modlog = modlog or ModLog(store)
         self._settings = settings
         self.image_download_seconds = image_download_seconds
         self._store = store
@@ -172,6 +175,15 @@ class SoraService:
         guild = await self._store.guild_settings(request.guild_id)
         if guild.allowed_channel_ids and request.channel_id not in guild.allowed_channel_ids:
             raise ChannelNotAllowedError(guild.allowed_channel_ids)
+        rules = guild.rules
+        logged = rules.log_channel_id is not None
+        if contains_blocked(request.prompt, rules.blocked_phrases):
+            # The phrase is not named: the answer must not teach how to get around it.
+            await self._refused(request, None, "the prompt contains a blocked phrase", logged)
+            raise InvalidInputError(
+                "Your prompt contains a word or phrase this server doesn't allow. "
+                "Please rephrase it; nothing was charged."
+            )
         base = guild.default_options or GenerationOptions()
         wanted = GenerationOptions(
             aspect=request.aspect or base.aspect,
@@ -187,9 +199,17 @@ class SoraService:
             request.prompt,
             wanted,
         )
+        try:
+            check_server_limits(planned.options, rules)
+        except NotAllowedHereError as exc:
+            await self._refused(
+                request, planned.options, f"beyond the server's limits: {exc}", logged
+            )
+            raise
         if request.mode is Mode.IMAGE:
             precheck(request.attachment, self.provider.capabilities.max_image_bytes)
-        return Checked(request, planned.options, planned.notes)
+        hold = rules.approval and not request.moderator
+        return Checked(request, planned.options, planned.notes, hold=hold, logged=logged)
 
     async def check_remix(self, source_id: str, request: SubmitRequest) -> Checked:
         """`check` for a remix of a finished video (providers with remix only): the new
@@ -234,27 +254,40 @@ class SoraService:
         if checked.needs_image:
             raise ValueError("read_image() comes before reserve(): the picture is checked first")
         request = checked.request
-        reservation = await self._store.reserve(
-            NewTask(
-                guild_id=request.guild_id,
-                channel_id=request.channel_id,
-                user_id=request.user_id,
-                provider=self.provider.name,
-                mode=request.mode,
-                prompt=clean_prompt(request.prompt),
-                options=checked.options,
-                image_url=request.attachment.url if request.attachment else None,
-                upload_limit=request.upload_limit,
-                remix_of_task_id=checked.remix_source_id,
-            ),
-            self._settings.default_limits,
+        hold_until = (
+            self._clock() + timedelta(hours=self._settings.approval_timeout_hours)
+            if checked.hold
+            else None
         )
+        new = NewTask(
+            guild_id=request.guild_id,
+            channel_id=request.channel_id,
+            user_id=request.user_id,
+            provider=self.provider.name,
+            mode=request.mode,
+            prompt=clean_prompt(request.prompt),
+            options=checked.options,
+            image_url=request.attachment.url if request.attachment else None,
+            upload_limit=request.upload_limit,
+            remix_of_task_id=checked.remix_source_id,
+            role_ids=request.role_ids,
+            hold_until=hold_until,
+        )
+        try:
+            reservation = await self._store.reserve(new, self._settings.default_limits)
+        except BotError as exc:
+            await self._refused(request, checked.options, f"quota: {exc}", checked.logged)
+            raise
+        if checked.hold:
+            await self._log(LogKind.HELD, reservation.task, checked.logged)
         return Reserved(checked, reservation.task, reservation.quota)
 
-    async def send(self, reserved: Reserved) -> SubmitResult:
+    async def send(self, reserved: Reserved, *, post_failure: bool = False) -> SubmitResult:
         """Hand the task to the provider and record its id (one store call). If the
         provider refuses or anything fails, the task is closed as failed and refunded
-        (one store call, the tracker's own path) and the error raised again."""
+        (one store call, the tracker's own path) and the error raised again; the
+        failure is posted in the channel only with `post_failure` (an approved request:
+        its member is no longer looking at their own answer)."""
         checked, task = reserved.checked, reserved.task
         try:
             if checked.remix_of is not None:
@@ -273,15 +306,18 @@ class SoraService:
                     )
                 )
         except BaseException as exc:
-            await self.abandon(reserved, exc)
+            await self.abandon(reserved, exc, post=post_failure)
             if isinstance(exc, ProviderAuthError | InsufficientCreditsError):
                 log.error("provider problem for the owner: %s", exc)
+            if isinstance(exc, BotError):
+                reason = f"refused by the video service: {exc}"
+                await self._log(LogKind.FAILED, task, checked.logged, reason=reason)
             raise
         now = self._clock()
         first = submission.status
         # The schedule counts from the task's creation, as the generation times it
         # learned from do (`bot.polling`).
-        first_check = task.created_at + timedelta(
+        first_check = task.started_at + timedelta(
             seconds=self._polling.schedule_for(task.mode, task.options).first_delay
         )
         task = await self._store.mark_submitted(
@@ -291,8 +327,47 @@ class SoraService:
             first.progress,
             max(now, first_check),
         )
-        expected_ready = task.created_at + timedelta(seconds=self.usual_seconds(task))
+        expected_ready = task.started_at + timedelta(seconds=self.usual_seconds(task))
+        await self._log(LogKind.SUBMITTED, task, checked.logged)
         return SubmitResult(task, checked.notes, reserved.quota, expected_ready)
+
+    # The moderation log
+
+    # Written only for a server with a log channel (as `check` found it), so that a
+    # server without one costs no store call per request.
+
+    async def _log(
+        self, kind: LogKind, task: Task, logged: bool, *, reason: str | None = None
+    ) -> None:
+        if not logged:
+            return
+        detail = {
+            "prompt": task.prompt,
+            "options": describe_options(task.options),
+            "provider": self.provider.display_name,
+            "mode": task.mode.value,
+        }
+        if reason is not None:
+            detail["reason"] = reason
+        await self.modlog.write(
+            LogEntry(task.guild_id, kind, task_id=task.id, actor_id=task.user_id, detail=detail)
+        )
+
+    async def _refused(
+        self,
+        request: SubmitRequest,
+        options: GenerationOptions | None,
+        reason: str,
+        logged: bool,
+    ) -> None:
+        if not logged:
+            return
+        detail = {"prompt": request.prompt, "reason": reason, "mode": request.mode.value}
+        if options is not None:
+            detail["options"] = describe_options(options)
+        await self.modlog.write(
+            LogEntry(request.guild_id, LogKind.REFUSED, actor_id=request.user_id, detail=detail)
+        )
 
     def usual_seconds(self, task: Task) -> float:
         """How long a video like `task` usually takes here: the median of the provider's
@@ -301,18 +376,20 @@ class SoraService:
         learned = self._polling.typical_seconds(task.mode, task.options)
         return learned if learned is not None else self.provider.capabilities.expected_seconds
 
-    async def abandon(self, reserved: Reserved, error: BaseException) -> None:
+    async def abandon(
+        self, reserved: Reserved, error: BaseException, *, post: bool = False
+    ) -> None:
         """Give a reservation up because of `error` (the provider refused, or the caller
         could not go on after `reserve`): the task fails, its quota is refunded, and
         nothing is posted for it, since the member's own answer shows the error."""
         if isinstance(error, BotError):
-            await self._abandon(reserved.task, failure_code_for(error), str(error))
+            await self._abandon(reserved.task, failure_code_for(error), str(error), post=post)
         else:
             await self._abandon(
-                reserved.task, FailureCode.PROVIDER_ERROR, f"internal error: {error!r}"
+                reserved.task, FailureCode.PROVIDER_ERROR, f"internal error: {error!r}", post=post
             )
 
-    async def _abandon(self, task: Task, code: FailureCode, reason: str) -> None:
+    async def _abandon(self, task: Task, code: FailureCode, reason: str, *, post: bool) -> None:
         """The provider never took the job: close the task as failed and refund it, with
         nothing to deliver; one store call, the path the tracker finishes tasks through.
         If even that fails, the task stays queued and the tracker closes it (refunded)
@@ -322,7 +399,7 @@ class SoraService:
                 task.id,
                 TaskUpdate(TaskState.FAILED, failure_code=code.value, failure_reason=reason[:500]),
                 settle=Settle.REFUND,
-                delivered=True,
+                delivered=not post,
             )
         except Exception:
             log.exception("could not record the failed submission of task %s", task.id)
@@ -344,68 +421,6 @@ class SoraService:
         self, guild_id: int, user_id: int, *, page: int = 1, page_size: int = 10
     ) -> Page:
         return await self._store.user_tasks(guild_id, user_id, page=page, page_size=page_size)
-
-    async def set_default_options(
-        self,
-        guild_id: int,
-        *,
-        aspect: Aspect | None,
-        duration: int | None,
-        quality: Quality | None,
-    ) -> GenerationOptions:
-        current = (
-            await self._store.guild_settings(guild_id)
-        ).default_options or GenerationOptions()
-        wanted = replace(
-            current,
-            aspect=aspect or current.aspect,
-            duration_seconds=duration or current.duration_seconds,
-            quality=quality or current.quality,
-        )
-        planned = plan_options(
-            self.provider.display_name, self.provider.capabilities, Mode.TEXT, "check", wanted
-        )
-        await self._store.set_default_options(guild_id, planned.options)
-        return planned.options
-
-    async def allowed_channels(self, guild_id: int) -> frozenset[int]:
-        return (await self._store.guild_settings(guild_id)).allowed_channel_ids
-
-    async def allow_channel(self, guild_id: int, channel_id: int, actor_id: int) -> bool:
-        return await self._store.add_allowed_channel(guild_id, channel_id, actor_id)
-
-    async def disallow_channel(self, guild_id: int, channel_id: int) -> bool:
-        return await self._store.remove_allowed_channel(guild_id, channel_id)
-
-    async def quota_status(self, guild_id: int, user_id: int) -> QuotaStatus:
-        return await self._store.quota_status(guild_id, user_id, self._settings.default_limits)
-
-    async def set_quota(
-        self,
-        guild_id: int,
-        user_id: int,
-        *,
-        daily: int | None = None,
-        monthly: int | None = None,
-        user_daily: int | None = None,
-        unit: QuotaUnit | None = None,
-    ) -> QuotaChange:
-        changes = QuotaLimits(daily=daily, monthly=monthly, user_daily=user_daily, unit=unit)
-        if changes == QuotaLimits():
-            raise InvalidInputError(
-                "Tell me what to change: give at least one of `daily`, `monthly`, "
-                "`user_daily` or `unit`."
-            )
-        for name, value in (("daily", daily), ("monthly", monthly), ("user_daily", user_daily)):
-            if value is not None and value < 0:
-                raise InvalidInputError(f"`{name}` must be 0 or more (0 turns generation off).")
-        before = await self.quota_status(guild_id, user_id)
-        await self._store.update_quota_limits(guild_id, changes)
-        after = await self.quota_status(guild_id, user_id)
-        return QuotaChange(before=before, after=after)
-
-    async def reset_user(self, guild_id: int, user_id: int, actor_id: int) -> tuple[int, int]:
-        return await self._store.reset_user_usage(guild_id, user_id, actor_id)
 
     # Who may act on a posted video, or look at whose history (the Discord layer passes
     # plain ids and permission booleans; the rules are here)

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # of the provider finishing, at the fewest status requests (`bot.polling`).
     poll_lag_target_seconds: float = Field(default=2.0, ge=0.5, le=600)
     task_max_age_minutes: float = Field(default=60.0, gt=0)
+    # Approval mode: a held request nobody decided within this many hours is refunded.
+    approval_timeout_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     tracker_concurrency: int = Field(default=16, ge=1, le=1000)
     webhook_listen: str | None = None
     webhook_public_url: str | None = None

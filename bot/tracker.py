@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.domain import (
+    Approval,
     GenerationTime,
     NotifyState,
     Task,
@@ -156,12 +157,14 @@ class Tracker:
         # background: a slow download must not hold up the start. The tasks closed below
         # were not final yet, so they are not in this list and are not posted twice.
         for task in await self._store.undelivered_tasks():
-            self._deliver_later(task)
+            self.deliver_soon(task)
         unfinished = await self._store.unfinished_tasks(self._provider.name)
         now = self._clock()
         for task in unfinished:
+            if task.approval is Approval.PENDING:
+                continue  # held for a moderator; it comes due when it expires
             if task.provider_task_id is None and task.state is TaskState.QUEUED:
-                age = (now - task.created_at).total_seconds()
+                age = (now - task.started_at).total_seconds()
                 if age > QUEUED_GRACE_SECONDS:
                     # The bot stopped between reserving and submitting: the provider never
                     # answered, so there is nothing to follow. Refund and say so.
@@ -211,7 +214,7 @@ class Tracker:
             # the background: this loop goes on claiming and checking meanwhile.
             self._next_redelivery = now + REDELIVER_EVERY
             for task in await self._store.undelivered_tasks():
-                self._deliver_later(task)
+                self.deliver_soon(task)
         # The claim pushes each task's next check one interval ahead, so a check that
         # changes nothing (the common case: still running, no progress reported) needs no
         # write of its own; only news is written. A check still in flight when its task
@@ -252,7 +255,14 @@ class Tracker:
 
     async def _check_now(self, task: Task) -> None:
         now = self._clock()
-        if now - task.created_at > self._max_age:
+        if task.approval is Approval.PENDING:
+            # A held request comes due when nobody approved it in time: it expires,
+            # refunded (one transaction), and the requester is told.
+            expired = await self._store.decide(task.id, task.guild_id, Approval.EXPIRED, None)
+            if expired is not None:
+                await self._deliver_if_due(expired)
+            return
+        if now - task.started_at > self._max_age:
             await self._finish(
                 task,
                 TaskUpdate(
@@ -279,7 +289,7 @@ class Tracker:
             return
         except UnknownProviderTaskError as exc:
             self._metrics.provider_requests.labels(result="unknown_task").inc()
-            if (now - task.created_at).total_seconds() < 120:
+            if (now - task.started_at).total_seconds() < 120:
                 await self._reschedule(task, now, error=True)  # not listed yet, just created
                 return
             await self._finish(
@@ -318,7 +328,7 @@ class Tracker:
         same_state = (status.state is ProviderState.RUNNING) == (task.state is TaskState.RUNNING)
         if not same_state or status.progress != task.progress:
             return False
-        elapsed = (now - task.created_at).total_seconds()
+        elapsed = (now - task.started_at).total_seconds()
         schedule = self._schedule_of(task)
         return schedule.next_delay(elapsed, status.progress) == self.polling.lease
 
@@ -350,7 +360,7 @@ class Tracker:
                         )
                         if state is TaskState.QUEUED:
                             state = TaskState.SUBMITTED
-                        elapsed = (now - task.created_at).total_seconds()
+                        elapsed = (now - task.started_at).total_seconds()
                         delay = self._schedule_of(task).next_delay(elapsed, status.progress)
                         progress = status.progress
                         if progress is not None and task.progress is not None:
@@ -416,7 +426,7 @@ class Tracker:
         """A video this process just finished (and stored its time): plan with it now,
         and count how long after the provider's end the bot noticed."""
         self.polling.learn(task.mode, task.options, took)
-        elapsed = (now - task.created_at).total_seconds()
+        elapsed = (now - task.started_at).total_seconds()
         self._metrics.notice_lag.observe(max(0.0, elapsed - took.seconds))
 
     async def _finish(self, task: Task, update: TaskUpdate) -> Task:
@@ -430,7 +440,7 @@ class Tracker:
         self._errors.pop(task.id, None)
         if update.took is not None:
             self._learned(task, update.took, self._clock())
-        started = task.created_at
+        started = task.started_at
         if finished.completed_at is not None:
             self._metrics.task_seconds.observe((finished.completed_at - started).total_seconds())
         await self._deliver_if_due(finished)
@@ -458,7 +468,7 @@ class Tracker:
         finally:
             self._delivering.discard(task.id)
 
-    def _deliver_later(self, task: Task) -> None:
+    def deliver_soon(self, task: Task) -> None:
         """Post in the background (tracked: `drain` waits, `stop` cancels)."""
         if task.id in self._delivering:
             return
@@ -492,7 +502,7 @@ class Tracker:
             backoff = min(MAX_BACKOFF_SECONDS, self._schedule_of(task).interval * 2**count)
             delay = backoff * random.uniform(0.8, 1.2)
         else:
-            elapsed = (now - task.created_at).total_seconds()
+            elapsed = (now - task.started_at).total_seconds()
             delay = self._schedule_of(task).next_delay(elapsed, task.progress)
         if at_least is not None:
             delay = max(delay, min(at_least, MAX_RETRY_AFTER_SECONDS))

@@ -6,7 +6,7 @@ these words into the embeds and messages members see.
 
 from __future__ import annotations
 
-from bot.domain import GenerationOptions, Quality, Task, TaskState
+from bot.domain import Approval, GenerationOptions, Quality, Task, TaskState
 
 _BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
 
@@ -16,6 +16,8 @@ FAILURE_SENTENCES = {
     "insufficient_credits": "The video service account ran out of credits.",
     "provider_error": "The video service had a problem making this video.",
     "expired": "It took far too long, so I stopped waiting for it.",
+    "rejected": "A moderator of this server didn't approve this request.",
+    "approval_expired": "No moderator approved this request in time.",
 }
 NEXT_STEPS = {
     "content_policy": "Try rephrasing the prompt (no real people, brands or violence).",
@@ -23,11 +25,15 @@ NEXT_STEPS = {
     "insufficient_credits": "Let a moderator know; try again later.",
     "provider_error": "Try again in a few minutes.",
     "expired": "Try again in a few minutes.",
+    "rejected": "Ask a moderator if you're not sure why.",
+    "approval_expired": "Try again later, or ask a moderator to look at the waiting requests.",
 }
 
 
 def state_label(task: Task) -> str:
     match task.state:
+        case TaskState.QUEUED if task.approval is Approval.PENDING:
+            return "⏸️ Waiting for a moderator's approval"
         case TaskState.QUEUED:
             return "⏳ Queued"
         case TaskState.SUBMITTED:

@@ -1,5 +1,8 @@
 """`/sora settings ...` for moderators: where the bot may be used, and default options.
 
+The rest of `/sora settings` (the log, approval mode, limits, the blocklist, `show`) is
+`cogs/governance.py`, which adds its commands to this group.
+
 Discord lets only a top-level command carry `default_member_permissions`, and `/sora`
 is for everyone, so every command here checks Manage Server when it runs.
 """
@@ -30,7 +33,7 @@ class SettingsCommands(app_commands.Group):
     @app_commands.command(name="channels", description="Where videos may be made (Manage Server)")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def channels(self, interaction: discord.Interaction[SoraBot]) -> None:
-        allowed = await self.bot.service.allowed_channels(guild_id_of(interaction))
+        allowed = await self.bot.moderation.allowed_channels(guild_id_of(interaction))
         if not allowed:
             text = "Videos may be made in **every channel** I can post in."
         else:
@@ -46,8 +49,8 @@ class SettingsCommands(app_commands.Group):
         self, interaction: discord.Interaction[SoraBot], channel: Channel
     ) -> None:
         guild_id = guild_id_of(interaction)
-        added = await self.bot.service.allow_channel(guild_id, channel.id, interaction.user.id)
-        allowed = await self.bot.service.allowed_channels(guild_id)
+        added = await self.bot.moderation.allow_channel(guild_id, channel.id, interaction.user.id)
+        allowed = await self.bot.moderation.allowed_channels(guild_id)
         listed = channel_list(allowed)
         prefix = f"Added {channel.mention}." if added else f"{channel.mention} was already allowed."
         await send_reply(interaction, f"{prefix} Videos may now be made only in: {listed}.")
@@ -61,8 +64,10 @@ class SettingsCommands(app_commands.Group):
         self, interaction: discord.Interaction[SoraBot], channel: Channel
     ) -> None:
         guild_id = guild_id_of(interaction)
-        removed = await self.bot.service.disallow_channel(guild_id, channel.id)
-        allowed = await self.bot.service.allowed_channels(guild_id)
+        removed = await self.bot.moderation.disallow_channel(
+            guild_id, channel.id, interaction.user.id
+        )
+        allowed = await self.bot.moderation.allowed_channels(guild_id)
         if not removed:
             text = f"{channel.mention} wasn't on the allowed list."
         elif allowed:
@@ -89,8 +94,9 @@ class SettingsCommands(app_commands.Group):
         duration: app_commands.Range[int, 1, 60] | None = None,
         quality: Literal["standard", "high"] | None = None,
     ) -> None:
-        options = await self.bot.service.set_default_options(
+        options = await self.bot.moderation.set_default_options(
             guild_id_of(interaction),
+            interaction.user.id,
             aspect=None if aspect is None else Aspect(aspect),
             duration=duration,
             quality=None if quality is None else Quality(quality),

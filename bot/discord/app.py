@@ -22,11 +22,16 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.approvals import Approvals
+from bot.discord.aftermath import Aftermath
 from bot.discord.command_tree import SoraCommandTree
+from bot.discord.modlog import ModLogPoster
 from bot.discord.notifier import Notifier
 from bot.fetch import Fetcher
 from bot.media import MediaHost
 from bot.metrics import Metrics
+from bot.moderation import ModerationService
+from bot.modlog import ModLog
 from bot.polling import PollPlanner
 from bot.providers.base import VideoProvider
 from bot.providers.limits import TaskCap
@@ -40,7 +45,7 @@ from bot.webhooks import WebhookServer
 log = logging.getLogger(__name__)
 
 # Extensions are loaded by name so an installed bot finds them as packages.
-EXTENSIONS: tuple[str, ...] = ("cogs.quota", "cogs.video", "cogs.admin")
+EXTENSIONS: tuple[str, ...] = ("cogs.quota", "cogs.video", "cogs.admin", "cogs.governance")
 
 
 def point_discord_at(settings: Settings) -> None:
@@ -107,7 +112,16 @@ class SoraBot(commands.Bot):
             interval=settings.poll_interval_seconds,
             store=store,
         )
-        self.service = SoraService(settings, store, provider, http_client, self.polling)
+        # The moderation log: written by the service, the moderators' commands and the
+        # aftermath of each delivery; posted by its own poster, woken on each entry.
+        self.modlog = ModLog(store)
+        self.service = SoraService(
+            settings, store, provider, http_client, self.polling, modlog=self.modlog
+        )
+        self.moderation = ModerationService(settings, store, provider, self.modlog)
+        self.approvals = Approvals(self.service, store, settings.default_limits)
+        self.modlog_poster = ModLogPoster(self, store, self.moderation)
+        self.modlog.wake = self.modlog_poster.wake
         self.media_host = (
             MediaHost(media_folder(settings), settings.webhook_public_url)
             if settings.webhook_public_url and settings.listen_address
@@ -117,6 +131,7 @@ class SoraBot(commands.Bot):
         # trusted as configured; anything else must be https to a public address.
         self.media_policy = MediaPolicy([settings.provider_settings().address])
         self.fetcher = Fetcher(http_client, self.media_policy)
+        self.aftermath = Aftermath(self, store, self.modlog, self.media_host)
         self.notifier = Notifier(
             client=self,
             store=store,
@@ -124,6 +139,7 @@ class SoraBot(commands.Bot):
             metrics=self.metrics,
             media_host=self.media_host,
             fetcher=self.fetcher,
+            after_delivery=self.aftermath.delivered,
         )
         self.tracker = Tracker(
             store=store,
@@ -183,6 +199,7 @@ class SoraBot(commands.Bot):
         if self.webhooks is not None:
             await self.webhooks.start()
         await self.tracker.start()
+        await self.modlog_poster.start()
 
     async def sync_commands(self) -> None:
         guild_ids = self.settings.discord_guild_ids
@@ -211,6 +228,7 @@ class SoraBot(commands.Bot):
 
     async def close(self) -> None:
         try:
+            await self.modlog_poster.stop()
             await self.tracker.stop()
             await self.notifier.close()
             if self.webhooks is not None:

@@ -149,7 +149,8 @@ class DeleteButton(TaskButton, action="delete", label="Delete", emoji="🗑️")
                 await interaction.message.delete()
         # Deleting means the video is gone, not just the post: a file the bot serves
         # itself and the link `/sora status` shows go too.
-        await bot.notifier.forget_video(task, interaction.message)
+        await bot.aftermath.forget_video(task, interaction.message)
+        await bot.moderation.deleted_video(task, interaction.user.id)
         await interaction.followup.send(deleted_line(task), ephemeral=True)
 
 
@@ -245,8 +246,9 @@ def result_view(task: Task, *, remix: bool = False) -> discord.ui.View:
 
 def failure_view(task: Task) -> discord.ui.View | None:
     """Try again under a failure post where a retry makes sense (not when the service
-    account ran out of credits: only a moderator can fix that)."""
-    if task.failure_code == "insufficient_credits":
+    account ran out of credits, or a moderator rejected the request: only a moderator
+    can change either)."""
+    if task.failure_code in ("insufficient_credits", "rejected"):
         return None
     view = discord.ui.View(timeout=None)
     view.add_item(RetryButton(task.id))

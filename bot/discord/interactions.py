@@ -35,6 +35,11 @@ def bot_of(interaction: discord.Interaction[Any]) -> SoraBot:
     return client
 
 
+def role_ids_of(interaction: discord.Interaction[Any]) -> frozenset[int]:
+    """The clicking or typing member's roles (role allowances)."""
+    return frozenset(role.id for role in getattr(interaction.user, "roles", ()))
+
+
 def is_moderator(interaction: discord.Interaction[Any]) -> bool:
     """Manage Server: may look at anyone's tasks and history."""
     return bool(interaction.permissions.manage_guild)

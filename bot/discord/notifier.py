@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +57,9 @@ CLOSE_GRACE_SECONDS = 5.0  # how long `close` waits for posts already under way
 
 TOKEN_LIFETIME = timedelta(minutes=14, seconds=30)  # Discord's 15, with a margin
 PROGRESS_EDIT_SECONDS = 5.0
+
+
+AfterDelivery = Callable[[Task, discord.Message | None], Awaitable[None]]
 
 
 def nonce_for(task: Task) -> str:
@@ -94,10 +97,12 @@ class Notifier:
         media_host: MediaHost | None = None,
         retry_policy: RetryPolicy | None = None,
         fetcher: Fetcher,
+        after_delivery: AfterDelivery | None = None,
     ) -> None:
         """`fetcher` downloads videos from provider URLs; its policy also vets every link
         the notifier shows, so it must be built with the active provider's address."""
         self._media_host = media_host
+        self._after_delivery = after_delivery  # the moderation log, the held notice
         self._attacher = VideoAttacher(provider, fetcher, media_host)
         self._client = client
         self._store = store
@@ -341,7 +346,7 @@ class Notifier:
                     task.id, NotifyState.POSTED, found.id, result_url=shown
                 )
                 await self._close_response(task, posted_line(task, found.jump_url))
-                self._finished(task.id)
+                await self._after(task, found)
                 return True
         content, embed, file, view = await self._compose(task)
         await self._store.record_delivery(task.id, NotifyState.POSTING)
@@ -370,7 +375,7 @@ class Notifier:
         await self._store.record_delivery(task.id, NotifyState.POSTED, message.id, shown)
         self._observed(task)
         await self._close_response(task, posted_line(task, message.jump_url))
-        self._finished(task.id)
+        await self._after(task, message)
         return True
 
     async def _direct_message(self, task: Task, *, last_resort: bool = False) -> None:
@@ -402,13 +407,22 @@ class Notifier:
         await self._store.record_delivery(task.id, NotifyState.DIRECT_MESSAGED, message.id, shown)
         self._observed(task)
         await self._close_response(task, direct_messaged_line(task), direct=True)
-        self._finished(task.id)
+        await self._after(task, message)
 
     async def _undeliverable(self, task: Task) -> None:
         """Neither a post nor a DM will work: `/sora status` keeps the result."""
         await self._store.record_delivery(task.id, NotifyState.UNDELIVERABLE)
         await self._close_response(task, undeliverable_line(task))
+        await self._after(task, None)
+
+    async def _after(self, task: Task, message: discord.Message | None) -> None:
+        """The outcome is out (`message`; None: kept for `/sora status` only)."""
         self._finished(task.id)
+        if self._after_delivery is not None:
+            try:
+                await self._after_delivery(task, message)
+            except Exception:
+                log.exception("after delivering task %s", task.id)
 
     def _observed(self, task: Task) -> None:
         if task.completed_at is not None:
@@ -450,20 +464,6 @@ class Notifier:
         if composed is not None and composed != shown and self._media_host is not None:
             await asyncio.to_thread(self._media_host.remove, composed)
         return shown
-
-    async def forget_video(self, task: Task, message: discord.Message | None) -> None:
-        """After Delete: remove the file this bot served the video from (if it did) and
-        the stored link, so neither the listener nor `/sora status` still offers a video
-        its owner deleted. The link may be only in the message (older posts)."""
-        links = {task.result_url}
-        if message is not None:
-            links.update(video_link(e) for e in message.embeds)
-        if self._media_host is not None:
-            for link in links:
-                if link:
-                    await asyncio.to_thread(self._media_host.remove, link)
-        if task.result_url is not None:
-            await self._store.forget_result_url(task.id)
 
     async def _compose(
         self, task: Task, *, direct: bool = False

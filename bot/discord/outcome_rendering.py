@@ -137,6 +137,8 @@ _FAILURE_REASONS = {
     "invalid_image": "the video service couldn't use the picture",
     "insufficient_credits": "the video service account ran out of credits",
     "expired": "it took far too long, so I stopped waiting",
+    "rejected": "a moderator didn't approve the request",
+    "approval_expired": "no moderator approved the request in time",
 }
 
 
@@ -148,6 +150,23 @@ def accepted_line(task: Task) -> str:
     )
 
 
+def held_line(task: Task) -> str:
+    """The member's private answer when their request waits for approval."""
+    return (
+        f"⏸️ This server's moderators approve each video first. Your request `{task.id}` "
+        "waits for them; I'll post in the channel when it's decided. If it is rejected "
+        "or nobody decides in time, it is refunded."
+    )
+
+
+def held_notice(task: Task) -> str:
+    """The channel's notice of a held request (no prompt: no moderator has seen it)."""
+    return (
+        f"<@{task.user_id}> your video request `{task.id}` is waiting for a moderator's "
+        "approval. I'll post here when it's decided."
+    )
+
+
 def failure_reason(task: Task) -> str:
     """Why a video couldn't be made, as the end of a sentence."""
     return _FAILURE_REASONS.get(
@@ -156,8 +175,12 @@ def failure_reason(task: Task) -> str:
 
 
 def shows_prompt_publicly(task: Task) -> bool:
-    """A prompt refused for content is never repeated in public."""
-    return task.state is TaskState.SUCCEEDED or task.failure_code != "content_policy"
+    """A prompt refused for content, or rejected by a moderator, is never repeated in
+    public."""
+    return task.state is TaskState.SUCCEEDED or task.failure_code not in (
+        "content_policy",
+        "rejected",
+    )
 
 
 def outcome_content(task: Task, *, direct: bool = False) -> str:

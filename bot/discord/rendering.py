@@ -156,7 +156,7 @@ def footer_for(task: Task) -> str:
 def took(task: Task) -> str:
     if task.completed_at is None:
         return "?"
-    seconds = int((task.completed_at - task.created_at).total_seconds())
+    seconds = int((task.completed_at - task.started_at).total_seconds())
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
@@ -164,7 +164,7 @@ def took(task: Task) -> str:
 
 
 def submission_embed(
-    result: SubmitResult, user: discord.abc.User, provider_name: str, expected: float
+    result: SubmitResult, user: discord.abc.User | None, provider_name: str, expected: float
 ) -> discord.Embed:
     """The public "on its way" card: task, options, expected time, quota left."""
     task = result.task
@@ -190,7 +190,8 @@ def submission_embed(
     )
     for note in result.notes:
         embed.add_field(name="Note", value=note, inline=False)
-    embed.set_author(name=user.display_name, icon_url=user.display_avatar.url)
+    if user is not None:
+        embed.set_author(name=user.display_name, icon_url=user.display_avatar.url)
     embed.set_footer(text=f"{footer_for(task)} · I'll post it here when it's ready.")
     return fit_embed(embed)
 
@@ -231,7 +232,7 @@ def result_message_url(task: Task) -> str | None:
 def usually_ready(task: Task, usual_seconds: float, now: datetime | None = None) -> str:
     """When an unfinished video is usually ready, from how long such videos took lately
     (`SoraService.usual_seconds`): "usually ready in about 2 minutes"."""
-    due = task.created_at + timedelta(seconds=usual_seconds)
+    due = task.started_at + timedelta(seconds=usual_seconds)
     left = (due - (now or utc_now())).total_seconds()
     if left >= 45:
         return f"usually ready in {wait_phrase(left)}"

@@ -8,19 +8,22 @@ deferred around the service's slow steps, and how the channel is told.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.discord.command_tree import PRIVATE_DEFER, defer_privately
-from bot.discord.interactions import guild_id_of
-from bot.discord.outcome_rendering import accepted_line
+from bot.discord.interactions import guild_id_of, is_moderator, role_ids_of
+from bot.discord.outcome_rendering import accepted_line, held_line, held_notice
 from bot.discord.rendering import submission_embed
 from bot.domain import Aspect, Mode, Quality, Task
-from bot.service import AttachmentRef, Checked, SubmitRequest, SubmitResult
+from bot.service import AttachmentRef, Checked, Reserved, SubmitRequest, SubmitResult
 
 if TYPE_CHECKING:
     from bot.discord.app import SoraBot
+
+log = logging.getLogger(__name__)
 
 
 def request_for(
@@ -47,6 +50,8 @@ def request_for(
         quality=quality,
         attachment=attachment,
         upload_limit=interaction.filesize_limit,
+        role_ids=role_ids_of(interaction),
+        moderator=is_moderator(interaction),
     )
 
 
@@ -83,7 +88,7 @@ async def submit_and_announce(
 ) -> None:
     """`/sora text`, `/sora image` and Again: check, then the slow steps, then announce."""
     checked = await bot.service.check(request)
-    await announce(bot, interaction, await _run(bot, interaction, checked))
+    await _announce(bot, interaction, await _run(bot, interaction, checked))
 
 
 async def remix_and_announce(
@@ -91,12 +96,12 @@ async def remix_and_announce(
 ) -> None:
     """Remix a finished video as `request.prompt` says."""
     checked = await bot.service.check_remix(source_id, request)
-    await announce(bot, interaction, await _run(bot, interaction, checked))
+    await _announce(bot, interaction, await _run(bot, interaction, checked))
 
 
 async def _run(
     bot: SoraBot, interaction: discord.Interaction[Any], checked: Checked
-) -> SubmitResult:
+) -> SubmitResult | Reserved:
     """The service's slow steps, with the interaction deferred privately first.
 
     The quick checks have passed and were answered at once if they failed. The defer
@@ -106,13 +111,80 @@ async def _run(
     submission, so every refusal until the provider has accepted the job (the member's
     picture, the quota, the provider refusing the prompt at create) simply replaces the
     member's own "thinking..." and nothing is left in the channel. If Discord refuses
-    the defer, nothing was reserved yet."""
+    the defer, nothing was reserved yet.
+
+    In approval mode a member's request stops after the reservation: it is returned
+    as it is, held for a moderator."""
     service = bot.service
     await defer_privately(interaction)
     if checked.needs_image:
         checked = await service.read_image(checked)
     reserved = await service.reserve(checked)
+    if checked.hold:
+        return reserved
     return await service.send(reserved)
+
+
+async def _announce(
+    bot: SoraBot, interaction: discord.Interaction[Any], outcome: SubmitResult | Reserved
+) -> None:
+    if isinstance(outcome, Reserved):
+        await announce_held(bot, interaction, outcome)
+    else:
+        await announce(bot, interaction, outcome)
+
+
+async def announce_held(
+    bot: SoraBot, interaction: discord.Interaction[Any], reserved: Reserved
+) -> None:
+    """A request held for approval: the member's private line says so, and the channel
+    gets a notice as the bot's own message (so any process can turn it into the card
+    once approved, or remove it). The prompt is not shown publicly before a moderator
+    has seen it."""
+    task = reserved.task
+    interaction.extras.pop(PRIVATE_DEFER, None)
+    await interaction.edit_original_response(content=held_line(task))
+    channel = interaction.channel
+    if not isinstance(channel, discord.abc.Messageable):
+        return
+    try:
+        notice = await channel.send(
+            held_notice(task),
+            allowed_mentions=discord.AllowedMentions(users=[discord.Object(task.user_id)]),
+        )
+    except discord.HTTPException as exc:
+        log.info("could not post the held notice of task %s: %s", task.id, exc)
+        return
+    await bot.store.record_card(task.id, notice.id)
+
+
+async def announce_approved(bot: SoraBot, result: SubmitResult) -> None:
+    """An approved request was accepted by the provider: its held notice becomes the
+    "on its way" card (or a new card, if the notice is gone), removed like any card
+    once the outcome is posted."""
+    task = result.task
+    embed = submission_embed(
+        result,
+        bot.get_user(task.user_id),
+        bot.provider.display_name,
+        bot.service.usual_seconds(task),
+    )
+    channel = bot.get_partial_messageable(task.channel_id, guild_id=task.guild_id)
+    mentions = discord.AllowedMentions(users=[discord.Object(task.user_id)])
+    if task.card_message_id is not None:
+        try:
+            await channel.get_partial_message(task.card_message_id).edit(
+                content=f"<@{task.user_id}>", embed=embed, allowed_mentions=mentions
+            )
+            return
+        except discord.HTTPException as exc:
+            log.info("could not turn the notice of task %s into its card: %s", task.id, exc)
+    try:
+        card = await channel.send(f"<@{task.user_id}>", embed=embed, allowed_mentions=mentions)
+    except discord.HTTPException as exc:
+        log.info("could not post the card of task %s: %s", task.id, exc)
+        return
+    await bot.store.record_card(task.id, card.id)
 
 
 async def announce(

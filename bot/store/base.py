@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain import (
+    Approval,
     EffectiveLimits,
     GenerationOptions,
     GenerationTime,
@@ -35,6 +36,7 @@ from bot.domain import (
     TaskState,
     TaskUpdate,
 )
+from bot.modlog import LogEntry, LogState, StoredLogEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +90,97 @@ class Store(ABC):
         self, guild_id: int, options: GenerationOptions | None
     ) -> None: ...
 
+    # Governance (`bot.governance`): each setter is one transaction
+    @abstractmethod
+    async def set_log_channel(self, guild_id: int, channel_id: int | None) -> None:
+        """Set (or, with None, turn off) the moderation log channel; clears any problem
+        recorded for the previous one."""
+
+    @abstractmethod
+    async def set_log_problem(self, guild_id: int, problem: str | None) -> bool:
+        """Record why posting to the log failed (None: it works again); True if that
+        changed what was recorded, so the problem is reported once."""
+
+    @abstractmethod
+    async def set_approval(self, guild_id: int, on: bool) -> None: ...
+
+    @abstractmethod
+    async def set_server_limits(
+        self, guild_id: int, max_duration: int | None, high_quality: bool
+    ) -> None:
+        """The longest video members may ask for (None: no limit) and whether high
+        quality is allowed."""
+
+    @abstractmethod
+    async def set_role_allowance(
+        self, guild_id: int, role_id: int, daily: int, actor_id: int
+    ) -> int | None:
+        """Give members holding `role_id` a daily allowance; returns the previous one."""
+
+    @abstractmethod
+    async def clear_role_allowance(self, guild_id: int, role_id: int) -> int | None:
+        """Remove a role's allowance; returns what it was (None: there was none)."""
+
+    @abstractmethod
+    async def add_blocked_phrase(self, guild_id: int, phrase: str, actor_id: int) -> bool:
+        """Add a phrase (already normalised); False if it was listed."""
+
+    @abstractmethod
+    async def remove_blocked_phrase(self, guild_id: int, phrase: str) -> bool: ...
+
+    @abstractmethod
+    async def decide(
+        self, task_id: str, guild_id: int, decision: Approval, actor_id: int | None
+    ) -> Task | None:
+        """Decide a held task, in one transaction, if it is still pending in `guild_id`:
+        `APPROVED` records who and when and leaves the task queued for sending;
+        `REJECTED` and `EXPIRED` also finish it as failed and refund its quota (the
+        notifier then tells the requester). Returns the task after the decision, or None
+        when there is nothing pending to decide (decided already, or not this server's)."""
+
+    @abstractmethod
+    async def record_card(self, task_id: str, message_id: int | None) -> None:
+        """The bot's own public message about the task (see `Task.card_message_id`)."""
+
+    # The moderation log's outbox (`bot.modlog`)
+    @abstractmethod
+    async def add_log_entry(self, entry: LogEntry) -> int | None:
+        """Store an entry for the guild's log channel; None (nothing stored) when the
+        guild has no log channel."""
+
+    @abstractmethod
+    async def pending_log_entries(self, limit: int = 50) -> list[StoredLogEntry]:
+        """Entries not posted yet (`pending` or `posting`), oldest first."""
+
+    @abstractmethod
+    async def record_log_post(
+        self, entry_id: int, state: LogState, message_id: int | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    async def log_entry_for(self, task_id: str, kind: str) -> StoredLogEntry | None:
+        """The latest entry of `kind` about a task (the held request's, to update its
+        buttons once decided)."""
+
     # Quota
     @abstractmethod
     async def quota_status(
-        self, guild_id: int, user_id: int, defaults: EffectiveLimits
+        self,
+        guild_id: int,
+        user_id: int,
+        defaults: EffectiveLimits,
+        role_ids: frozenset[int] = frozenset(),
     ) -> QuotaStatus:
-        """Usage, limits and reset times for a guild and one of its members."""
+        """Usage, limits and reset times for a guild and one of its members; a role
+        allowance among `role_ids` replaces the per-member limit
+        (`bot.governance.member_allowance`)."""
 
     @abstractmethod
     async def reserve(self, new: NewTask, defaults: EffectiveLimits) -> Reservation:
         """Create a queued task and reserve its quota, or raise; one transaction.
+
+        The member's limit counts `new.role_ids`' allowances. With `new.hold_until` the
+        task is held for approval (`Task.approval` pending) and due for expiry then.
 
         Usage is counted once, and `bot.domain.check_quota` decides on those counts
         inside the transaction. The reservation carries the quota status after it.

@@ -28,7 +28,14 @@ async def test_bot_syncs_the_sora_tree_to_configured_guild(world: BotWorld) -> N
     assert sora.get("contexts") in (None, [0])  # guild only where Discord honours it
     quota = by_name(sora["options"], "quota")
     assert quota["type"] == 2
-    assert sorted(o["name"] for o in quota["options"]) == ["reset-user", "set", "show"]
+    assert sorted(o["name"] for o in quota["options"]) == [
+        "reset-user",
+        "role-clear",
+        "role-set",
+        "roles",
+        "set",
+        "show",
+    ]
 
     set_ = by_name(quota["options"], "set")
     params = {o["name"]: o for o in set_["options"]}
@@ -203,7 +210,7 @@ async def test_unexpected_error_gets_a_reference_in_answer_and_log(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(world.bot.service, "quota_status", broken)
+    monkeypatch.setattr(world.bot.moderation, "quota_status", broken)
     caplog.set_level(logging.ERROR, logger="bot.discord.command_tree")
     answer = await world.fake.send_command(
         world.guild, world.member, "sora", world.fake.sub("quota", "show")

@@ -387,7 +387,7 @@ async def test_allowed_channels_and_defaults(world: BotWorld) -> None:
     )
     await member_try.wait_final()
     assert "Manage Server" in member_try.text()
-    assert await world.bot.service.allowed_channels(guild.id) == frozenset({int(studio["id"])})
+    assert await world.bot.moderation.allowed_channels(guild.id) == frozenset({int(studio["id"])})
 
 
 async def test_image_and_text_in_dm_are_refused(world: BotWorld) -> None:

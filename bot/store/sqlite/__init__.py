@@ -7,6 +7,7 @@ The store is assembled from its parts, each a class over the shared connection:
     tasks.py       a task's life (one transaction per state change) and task queries
     quota.py       the quota ledger: usage counts and entries
     guilds.py      guild settings
+    governance.py  governance settings, decisions on held tasks, the moderation log
 
 The migrations themselves are `bot/store/migrations/NNNN_name.sql`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from bot.store.base import Store
 from bot.store.sqlite.connection import Clock, load_migrations
+from bot.store.sqlite.governance import SqliteGovernance
 from bot.store.sqlite.guilds import SqliteGuilds
 from bot.store.sqlite.quota import SqliteQuota
 from bot.store.sqlite.tasks import SqliteTasks
@@ -22,5 +24,5 @@ from bot.store.sqlite.tasks import SqliteTasks
 __all__ = ["Clock", "SqliteStore", "load_migrations"]
 
 
-class SqliteStore(SqliteTasks, SqliteQuota, SqliteGuilds, Store):
+class SqliteStore(SqliteTasks, SqliteQuota, SqliteGuilds, SqliteGovernance, Store):
     """`Store` on SQLite; `SqliteStore(None)` keeps the database in memory."""

@@ -1,12 +1,32 @@
-"""Guild settings: quota limits, allowed channels, default options."""
+"""Guild settings: quota limits, allowed channels, default options, and the governance
+rules (`GuildRules`) `governance.py` writes."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import aiosqlite
 
-from bot.domain import Aspect, GenerationOptions, GuildSettings, Quality, QuotaLimits
+from bot.domain import (
+    Aspect,
+    GenerationOptions,
+    GuildSettings,
+    Quality,
+    QuotaLimits,
+    RoleAllowance,
+)
 from bot.store.sqlite.connection import SqliteBase, every, first, ts
-from bot.store.sqlite.rows import limits_from
+from bot.store.sqlite.rows import limits_from, rules_from
+
+
+async def ensure_guild(db: aiosqlite.Connection, guild_id: int, now: datetime) -> None:
+    """The guild's settings row, created with every default if it is missing (part of
+    the caller's transaction)."""
+    await db.execute(
+        "INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?)"
+        " ON CONFLICT (guild_id) DO NOTHING",
+        (guild_id, ts(now)),
+    )
 
 
 class SqliteGuilds(SqliteBase):
@@ -18,6 +38,23 @@ class SqliteGuilds(SqliteBase):
                 r[0]
                 for r in await every(
                     db, "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
+                )
+            )
+            phrases = tuple(
+                r[0]
+                for r in await every(
+                    db,
+                    "SELECT phrase FROM blocked_phrases WHERE guild_id = ? ORDER BY phrase",
+                    (guild_id,),
+                )
+            )
+            allowances = tuple(
+                RoleAllowance(role_id=r[0], daily=r[1])
+                for r in await every(
+                    db,
+                    "SELECT role_id, daily FROM role_allowances WHERE guild_id = ?"
+                    " ORDER BY daily DESC, role_id",
+                    (guild_id,),
                 )
             )
         defaults = None
@@ -36,20 +73,14 @@ class SqliteGuilds(SqliteBase):
             allowed_channel_ids=channels,
             default_options=defaults,
             default_provider=provider,
-        )
-
-    async def _ensure_guild(self, db: aiosqlite.Connection, guild_id: int) -> None:
-        await db.execute(
-            "INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?)"
-            " ON CONFLICT (guild_id) DO NOTHING",
-            (guild_id, ts(self._clock())),
+            rules=rules_from(row, phrases, allowances),
         )
 
     async def update_quota_limits(
         self, guild_id: int, changes: QuotaLimits
     ) -> tuple[QuotaLimits, QuotaLimits]:
         async with self._transaction() as db:
-            await self._ensure_guild(db, guild_id)
+            await ensure_guild(db, guild_id, self._clock())
             before = limits_from(
                 await first(db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
             )
@@ -92,7 +123,7 @@ class SqliteGuilds(SqliteBase):
 
     async def set_default_options(self, guild_id: int, options: GenerationOptions | None) -> None:
         async with self._transaction() as db:
-            await self._ensure_guild(db, guild_id)
+            await ensure_guild(db, guild_id, self._clock())
             await db.execute(
                 "UPDATE guild_settings SET default_aspect = ?, default_duration = ?,"
                 " default_quality = ?, updated_at = ? WHERE guild_id = ?",

@@ -9,6 +9,7 @@ transaction (`tasks.py` reserves and settles with them).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import aiosqlite
@@ -19,12 +20,14 @@ from bot.domain import (
     QuotaLimits,
     QuotaStatus,
     QuotaUnit,
+    RoleAllowance,
     Settle,
     day_key,
     month_key,
     next_day_start,
     next_month_start,
 )
+from bot.governance import member_allowance
 from bot.store.sqlite.connection import SqliteBase, every, first, ts
 
 
@@ -34,9 +37,12 @@ async def read_quota(
     user_id: int,
     defaults: EffectiveLimits,
     now: datetime,
+    role_ids: frozenset[int] = frozenset(),
 ) -> QuotaStatus:
     """The guild's limits and its usage (today, this month, the member's today) in the
-    limits' unit, read in one round trip to the connection's thread.
+    limits' unit, read in one round trip to the connection's thread (and one more for
+    the allowances of `role_ids`, when the member has roles: the largest replaces the
+    per-member limit, `bot.governance.member_allowance`).
 
     A moderator's reset of one member lowers that member's count only: the server
     really did spend those videos with its provider, so its own totals keep them.
@@ -70,6 +76,21 @@ async def read_quota(
             unit=None if unit is None else QuotaUnit(unit),
         )
     )
+    role_id = None
+    if role_ids:
+        held = tuple(role_ids)
+        allowances = [
+            RoleAllowance(role_id=r[0], daily=r[1])
+            for r in await every(
+                db,
+                "SELECT role_id, daily FROM role_allowances WHERE guild_id = ?"
+                f" AND role_id IN ({', '.join('?' * len(held))}) ORDER BY role_id",
+                (guild_id, *held),
+            )
+        ]
+        allowance = member_allowance(limits.user_daily, allowances, held)
+        limits = replace(limits, user_daily=allowance.limit)
+        role_id = allowance.role_id
     videos = limits.unit is QuotaUnit.VIDEOS
     return QuotaStatus(
         limits=limits,
@@ -78,6 +99,7 @@ async def read_quota(
         user_used_today=max(0, row[8] if videos else row[9]),
         day_resets_at=next_day_start(now),
         month_resets_at=next_month_start(now),
+        user_limit_role=role_id,
     )
 
 
@@ -143,11 +165,15 @@ async def write_settlement(
 
 class SqliteQuota(SqliteBase):
     async def quota_status(
-        self, guild_id: int, user_id: int, defaults: EffectiveLimits
+        self,
+        guild_id: int,
+        user_id: int,
+        defaults: EffectiveLimits,
+        role_ids: frozenset[int] = frozenset(),
     ) -> QuotaStatus:
         now = self._clock()
         async with self._lock:
-            return await read_quota(self._conn, guild_id, user_id, defaults, now)
+            return await read_quota(self._conn, guild_id, user_id, defaults, now, role_ids)
 
     async def reset_user_usage(self, guild_id: int, user_id: int, actor_id: int) -> tuple[int, int]:
         now = self._clock()

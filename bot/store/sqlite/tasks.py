@@ -1,7 +1,8 @@
 """Tasks: each change in a task's life is one method and one transaction, and the
 queries the service, the tracker and the listener ask.
 
-    reserve         quota decided and held, task created (queued)
+    reserve         quota decided and held, task created (queued, perhaps held for
+                    approval: `governance.py` decides it)
     mark_submitted  the provider took it
     update_task     progress while it runs
     finish          final state with its charge or refund
@@ -83,6 +84,15 @@ async def insert_task(db: aiosqlite.Connection, new: NewTask, now: datetime) -> 
                 db,
                 "UPDATE tasks SET remix_of_task_id = ? WHERE id = ? RETURNING *",
                 (new.remix_of_task_id, task_id),
+            )
+            assert row is not None
+        if new.hold_until is not None:
+            # Held for a moderator: due for expiry at `hold_until` (migration 7's columns,
+            # written only for held tasks like the remix source above).
+            row = await first(
+                db,
+                "UPDATE tasks SET approval = 'pending', next_check_at = ? WHERE id = ? RETURNING *",
+                (ts(new.hold_until), task_id),
             )
             assert row is not None
         return row
@@ -174,7 +184,7 @@ class SqliteTasks(SqliteBase):
     async def reserve(self, new: NewTask, defaults: EffectiveLimits) -> Reservation:
         now = self._clock()
         async with self._transaction() as db:
-            status = await read_quota(db, new.guild_id, new.user_id, defaults, now)
+            status = await read_quota(db, new.guild_id, new.user_id, defaults, now, new.role_ids)
             cost = cost_of(new.options, status.limits.unit)
             check_quota(status, cost)  # raises: the transaction is rolled back, empty
             row = await insert_task(db, new, now)
