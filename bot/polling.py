@@ -25,8 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.domain import GenerationOptions, GenerationTime, Mode, Task, kind_of, utc_now
-from bot.providers.base import Capabilities, ProviderStatus
+from bot.domain import (
+    GenerationOptions,
+    GenerationTime,
+    Mode,
+    Task,
+    TaskState,
+    kind_of,
+    utc_now,
+)
+from bot.providers.base import Capabilities, ProviderState, ProviderStatus
 from bot.schedule import Schedule, quantile
 from bot.store import Store
 
@@ -135,7 +143,7 @@ class PollPlanner:
     @property
     def lease(self) -> float:
         """How far a claimed task's next check is pushed: the shortest interval any plan
-        uses, so a check that brings no news needs no write (`Tracker._nothing_new`)."""
+        uses, so a check that brings no news needs no write (`nothing_new`)."""
         if self._fixed is not None:
             return self._fixed.interval
         intervals = [self._guidance.interval, *(p.interval for p in self._plans.values())]
@@ -145,6 +153,19 @@ class PollPlanner:
         if self._fixed is not None:
             return self._fixed
         return self._plans.get(kind_of(mode, options), self._guidance)
+
+    def nothing_new(self, task: Task, status: ProviderStatus, now: datetime) -> bool:
+        """Whether a status answer changes nothing the claim has not already written:
+        still queued or running as before, the same progress, and the next check due
+        one lease after this one, where the claim put it."""
+        if status.state is not ProviderState.RUNNING and status.state is not ProviderState.QUEUED:
+            return False
+        same_state = (status.state is ProviderState.RUNNING) == (task.state is TaskState.RUNNING)
+        if not same_state or status.progress != task.progress:
+            return False
+        elapsed = (now - task.started_at).total_seconds()
+        schedule = self.schedule_for(task.mode, task.options)
+        return schedule.next_delay(elapsed, status.progress) == self.lease
 
     def typical_seconds(self, mode: Mode, options: GenerationOptions) -> float | None:
         """How long such a video usually takes (the median of its history), or None

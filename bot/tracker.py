@@ -316,21 +316,11 @@ class Tracker:
             # came, claim and request together, is the plans' headroom (a first check is
             # not spaced by the interval, and a burst of them would inflate it).
             self.polling.checked_late((self._clock() - task.next_check_at).total_seconds())
-        if self._nothing_new(task, status, now):
+        if self.polling.nothing_new(task, status, now):
             return  # the claim already scheduled the next check
         # The claimed task is as it was before the claim: `checked_at` is the previous
         # check, the last one that found it unfinished.
         await self.apply(task.id, status, running_at=task.checked_at)
-
-    def _nothing_new(self, task: Task, status: ProviderStatus, now: datetime) -> bool:
-        if status.state is not ProviderState.RUNNING and status.state is not ProviderState.QUEUED:
-            return False
-        same_state = (status.state is ProviderState.RUNNING) == (task.state is TaskState.RUNNING)
-        if not same_state or status.progress != task.progress:
-            return False
-        elapsed = (now - task.started_at).total_seconds()
-        schedule = self._schedule_of(task)
-        return schedule.next_delay(elapsed, status.progress) == self.polling.lease
 
     def _schedule_of(self, task: Task) -> Schedule:
         return self.polling.schedule_for(task.mode, task.options)

@@ -38,7 +38,7 @@ class _DecisionButton(
         super().__init_subclass__(template=re.escape(f"sora:{action}:") + TASK_ID)
         cls.ACTION, cls.APPROVE = action, approve
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, *, disabled: bool = False) -> None:
         if not re.fullmatch(TASK_ID, task_id):
             raise ValueError(f"not a task id: {task_id!r}")
         super().__init__(
@@ -47,6 +47,7 @@ class _DecisionButton(
                 emoji="✅" if self.APPROVE else "🛑",
                 style=discord.ButtonStyle.success if self.APPROVE else discord.ButtonStyle.danger,
                 custom_id=f"sora:{self.ACTION}:{task_id}",
+                disabled=disabled,
             )
         )
         self.task_id = task_id
@@ -79,22 +80,24 @@ class _DecisionButton(
                 guild_id, self.task_id, interaction.user.id, approve=self.APPROVE
             )
         except AlreadyDecidedError as exc:
-            await _close_message(interaction, decision_words(exc.task))
+            await _close_message(interaction, self.task_id, decision_words(exc.task))
             raise
-        await _close_message(interaction, decision_words(decision.task))
+        await _close_message(interaction, self.task_id, decision_words(decision.task))
         await interaction.followup.send(await _outcome(bot, decision), ephemeral=True)
 
 
-async def _close_message(interaction: discord.Interaction[discord.Client], decision: str) -> None:
-    """Show the decision on the clicked log message and remove its buttons."""
+async def _close_message(
+    interaction: discord.Interaction[discord.Client], task_id: str, decision: str
+) -> None:
+    """Show the decision on the clicked log message and disable its buttons."""
     message = interaction.message
-    if message is None or not message.components:
+    if message is None or decision in message.content:
         return
     # If this fails, the decision still stands: the buttons say "already decided".
     with contextlib.suppress(discord.HTTPException):
         await message.edit(
             content=decided_line(message.content, decision),
-            view=None,
+            view=approval_view(task_id, disabled=True),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
@@ -126,8 +129,9 @@ class RejectButton(_DecisionButton, action="reject", approve=False):
 APPROVAL_ITEMS: tuple[type[_DecisionButton], ...] = (ApproveButton, RejectButton)
 
 
-def approval_view(task_id: str) -> discord.ui.View:
+def approval_view(task_id: str, *, disabled: bool = False) -> discord.ui.View:
+    """The buttons under a held request; `disabled` once it is decided."""
     view = discord.ui.View(timeout=None)
-    view.add_item(ApproveButton(task_id))
-    view.add_item(RejectButton(task_id))
+    view.add_item(ApproveButton(task_id, disabled=disabled))
+    view.add_item(RejectButton(task_id, disabled=disabled))
     return view

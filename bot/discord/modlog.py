@@ -126,8 +126,8 @@ class ModLogPoster:
             await self.close_request(entry.task_id, "Expired: nobody decided in time; refunded.")
 
     async def close_request(self, task_id: str, decision: str) -> None:
-        """Take the buttons off a held request's log message and say what became of it
-        (a click on the message edits it itself; this is for expiry)."""
+        """Disable the buttons of a held request's log message and say what became of
+        it (a click on the message edits it itself; this is for expiry)."""
         held = await self._store.log_entry_for(task_id, LogKind.HELD.value)
         if held is None or held.message_id is None:
             return
@@ -137,6 +137,6 @@ class ModLogPoster:
         with contextlib.suppress(discord.HTTPException):
             await message.edit(
                 content=decided_line(log_line(held.entry), decision),
-                view=None,
+                view=approval_view(task_id, disabled=True),
                 allowed_mentions=discord.AllowedMentions.none(),
             )

@@ -67,6 +67,11 @@ def entry_with(world: BotWorld, log_id: int, text: str) -> JSON | None:
     return next((m for m in entries(world, log_id) if text in m["content"]), None)
 
 
+def all_disabled(message: JSON) -> bool:
+    buttons = [c for row in message["components"] for c in row["components"]]
+    return len(buttons) == 2 and all(b.get("disabled") for b in buttons)
+
+
 async def used(world: BotWorld, user: JSON | None = None) -> int:
     status = await world.bot.store.quota_status(
         world.guild.id, int((user or world.member)["id"]), world.settings.default_limits
@@ -358,7 +363,7 @@ async def test_approved_request_runs_after_a_restart_and_is_charged_once(
         assert all(click.ephemeral for click in clicks)
         edited = fake_discord.messages[int(held["id"])]
         assert f"Approved by <@{world.moderator['id']}>" in edited["content"]
-        assert not edited["components"]
+        assert all_disabled(edited)
 
         async def delivered() -> bool:
             task = await bot.store.get_task(task_id)
@@ -448,11 +453,18 @@ async def test_undecided_request_expires_refunded(
         await eventually(lambda: entry_with(world, log_id, "expired"))
         closed = await eventually(
             lambda: (
-                not world.fake.messages[int(held["id"])]["components"]
+                all_disabled(world.fake.messages[int(held["id"])])
                 and world.fake.messages[int(held["id"])]
             )
         )
         assert "Expired" in closed["content"]
+        # A click sent anyway (a stale client, or forged) changes nothing.
+        late = await world.fake.send_component(
+            world.guild, world.moderator, held, f"sora:approve:{task_id}",
+            permissions=MANAGE_GUILD,
+        )  # fmt: skip
+        await late.wait_final()
+        assert "already decided: Expired" in late.text() and late.ephemeral
         task = await world.bot.store.get_task(task_id)
         assert task is not None and task.approval is Approval.EXPIRED
         assert await world.bot.store.decide(task_id, world.guild.id, Approval.APPROVED, 1) is None
