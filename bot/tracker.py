@@ -57,6 +57,7 @@ from bot.providers.base import (
 from bot.schedule import Schedule
 from bot.store import Store
 from bot.url_policy import MediaFetchError, MediaPolicy, MediaUnresolvableError
+from bot.waiting import wake_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +204,7 @@ class Tracker:
             self._wake.clear()
             # Fixed rate: the time a cycle took is not added to the wait for the next.
             pause = max(0.0, self._tick - (loop.time() - began))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+            await wake_or_timeout(self._wake, pause)
 
     async def run_once(self) -> int:
         """Claim due tasks and start their checks; returns how many were claimed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,16 @@ async def start_bot(settings: Settings, fake: FakeDiscord) -> tuple[SoraBot, asy
 
 
 async def stop_bot(bot: SoraBot, runner: asyncio.Task[None]) -> None:
-    await bot.close()
+    """Close the bot; one that does not stop within 20 s fails the test with every
+    task's stack (a hang in teardown otherwise shows nothing until CI gives up)."""
+    closing = asyncio.ensure_future(bot.close())
+    done, _ = await asyncio.wait({closing}, timeout=20)
+    if not done:
+        for task in asyncio.all_tasks():
+            print("still running:", task, file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+        raise TimeoutError("the bot did not stop within 20 s (stacks above)")
+    closing.result()
     await asyncio.wait_for(runner, timeout=10)
 
 

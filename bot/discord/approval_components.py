@@ -6,69 +6,30 @@ process. A custom id can be forged, so a click proves nothing: Manage Server is 
 on the clicking member, the task must be a held request of the server the click came
 from (anything else reads as "not found", whether or not it exists), and the store
 decides each request once. The decision is shown on the log message, its buttons
-removed; a second click is told who decided.
+disabled; a second click (two moderators at once) is told who decided.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
-from typing import Any, Self
+from typing import Any
 
 import discord
 
 from bot.approvals import AlreadyDecidedError, Decision, decision_words
-from bot.discord.command_tree import report_error
+from bot.discord.components import TaskButton
 from bot.discord.interactions import bot_of, guild_id_of, is_moderator
 from bot.discord.modlog_rendering import decided_line
 from bot.discord.submission import announce_approved
 from bot.errors import MissingPermissionError
 
-TASK_ID = r"(?P<task>[0-9A-Z]{6})"
 
+class _DecisionButton(TaskButton, action="decide", label="", emoji=""):
+    """Approve or Reject: the same steps, the decision differs."""
 
-class _DecisionButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"(?!)",
-):
     APPROVE: bool = True
-    ACTION = ""
 
-    def __init_subclass__(cls, *, action: str, approve: bool) -> None:
-        super().__init_subclass__(template=re.escape(f"sora:{action}:") + TASK_ID)
-        cls.ACTION, cls.APPROVE = action, approve
-
-    def __init__(self, task_id: str, *, disabled: bool = False) -> None:
-        if not re.fullmatch(TASK_ID, task_id):
-            raise ValueError(f"not a task id: {task_id!r}")
-        super().__init__(
-            discord.ui.Button(
-                label="Approve" if self.APPROVE else "Reject",
-                emoji="✅" if self.APPROVE else "🛑",
-                style=discord.ButtonStyle.success if self.APPROVE else discord.ButtonStyle.danger,
-                custom_id=f"sora:{self.ACTION}:{task_id}",
-                disabled=disabled,
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[discord.Client],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> Self:
-        return cls(match["task"])
-
-    async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
-        try:
-            await self._decide(interaction)
-        except Exception as exc:
-            await report_error(interaction, exc)
-
-    async def _decide(self, interaction: discord.Interaction[discord.Client]) -> None:
+    async def clicked(self, interaction: discord.Interaction[discord.Client]) -> None:
         guild_id = guild_id_of(interaction)
         if not is_moderator(interaction):
             raise MissingPermissionError()
@@ -118,12 +79,26 @@ async def _outcome(bot: Any, decision: Decision) -> str:
     return f"Approved `{task.id}`: it is on its way to <#{task.channel_id}>."
 
 
-class ApproveButton(_DecisionButton, action="approve", approve=True):
+class ApproveButton(
+    _DecisionButton,
+    action="approve",
+    label="Approve",
+    emoji="✅",
+    style=discord.ButtonStyle.success,
+):
     """Send a held request to the video service (Manage Server)."""
 
 
-class RejectButton(_DecisionButton, action="reject", approve=False):
+class RejectButton(
+    _DecisionButton,
+    action="reject",
+    label="Reject",
+    emoji="🛑",
+    style=discord.ButtonStyle.danger,
+):
     """Refuse a held request and refund it (Manage Server)."""
+
+    APPROVE = False
 
 
 APPROVAL_ITEMS: tuple[type[_DecisionButton], ...] = (ApproveButton, RejectButton)

@@ -65,7 +65,7 @@ class TaskButton(
         super().__init_subclass__(template=re.escape(f"sora:{action}:") + TASK_ID)
         cls.ACTION, cls.LABEL, cls.EMOJI, cls.STYLE = action, label, emoji, style
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, *, disabled: bool = False) -> None:
         """Raises ValueError for anything that is not a task id."""
         if self.task_id_in(self.custom_id_for(task_id)) != task_id:
             raise ValueError(f"not a task id: {task_id!r}")
@@ -75,6 +75,7 @@ class TaskButton(
                 emoji=self.EMOJI,
                 style=self.STYLE,
                 custom_id=self.custom_id_for(task_id),
+                disabled=disabled,
             )
         )
         self.task_id = task_id

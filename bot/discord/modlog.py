@@ -25,6 +25,7 @@ from bot.discord.modlog_rendering import decided_line, log_line
 from bot.discord.retries import is_transient
 from bot.modlog import LogKind, LogState, StoredLogEntry
 from bot.store import Store
+from bot.waiting import wake_or_timeout
 
 if TYPE_CHECKING:
     from bot.moderation import ModerationService
@@ -76,8 +77,7 @@ class ModLogPoster:
             except Exception:
                 log.exception("posting the moderation log failed; trying again shortly")
                 pause = RETRY_SECONDS
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+            await wake_or_timeout(self._wake, pause)
 
     async def post_pending(self) -> bool:
         """Post what waits; False if Discord failed for a passing reason (try later)."""
