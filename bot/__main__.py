@@ -26,7 +26,8 @@ from bot.fetch import Fetcher
 from bot.generate import GenerateArgs, generate, is_url
 from bot.logging_setup import setup_logging
 from bot.media import serving_files
-from bot.providers.registry import PROVIDERS, build_provider
+from bot.providers.pool import ProviderPool
+from bot.providers.registry import PROVIDERS, build_provider, build_providers, provider_names
 from bot.settings import Settings, load_settings, redact_url
 from bot.store import create_store
 from bot.url_policy import MediaPolicy
@@ -56,7 +57,7 @@ async def run_bot(settings: Settings) -> int:
         settings=settings,
         store=store,
         http_client=http_client,
-        provider=build_provider(settings, http_client),
+        provider=build_providers(settings, http_client),
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -101,11 +102,12 @@ async def check(settings: Settings) -> int:
         return EXIT_CONFIG
     finally:
         await store.close()
-    provider = settings.provider_settings()
     print("Configuration OK")
-    print(f"  provider:  {settings.sora_provider}" + (" (API key set)" if provider.key else ""))
-    if provider.address:
-        print(f"  provider address: {redact_url(provider.address)}")
+    for name in settings.sora_providers:
+        provider = settings.provider_settings(name)
+        print(f"  provider:  {name}" + (" (API key set)" if provider.key else ""))
+        if provider.address:
+            print(f"  provider address: {redact_url(provider.address)}")
     print(f"  database:  {redact_url(store.description)} (schema version {version})")
     print(f"  discord:   {redact_url(settings.discord_api_base)}")
     if settings.discord_gateway_url:
@@ -127,7 +129,14 @@ async def check(settings: Settings) -> int:
 async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
     async with make_http_client() as client:
         try:
-            provider = build_provider(settings, client, args.provider)
+            names = provider_names(args.provider) if args.provider else settings.sora_providers
+            unknown = [name for name in names if name not in PROVIDERS]
+            if unknown or not names:
+                raise ValueError(
+                    f"--provider: unknown {', '.join(unknown) or '(none)'}; choose from "
+                    + ", ".join(sorted(PROVIDERS))
+                )
+            providers = [build_provider(settings, client, name) for name in names]
         except ValueError as exc:
             print(f"Configuration problems:\n  - {exc}", file=sys.stderr)
             return EXIT_CONFIG
@@ -142,14 +151,16 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
             poll_seconds=args.poll_seconds,
         )
         # Result URLs are vetted as the bot vets them; the provider's own address is trusted.
-        fetcher = Fetcher(client, MediaPolicy([settings.provider_settings(args.provider).address]))
+        trusted = [settings.provider_settings(p.name).address for p in providers]
+        fetcher = Fetcher(client, MediaPolicy(trusted))
+        pool = ProviderPool(providers)
         async with contextlib.AsyncExitStack() as stack:
             publish = None
             listen, public = settings.listen_address, settings.webhook_public_url
             if (
                 args.image
                 and not is_url(args.image)
-                and provider.capabilities.image_input == "url"
+                and any(p.capabilities.image_input == "url" for p in providers)
                 and listen is not None
                 and public is not None
             ):
@@ -168,9 +179,7 @@ async def generate_once(settings: Settings, args: argparse.Namespace) -> int:
                     )
                     return EXIT_CONFIG
             try:
-                return await generate(
-                    provider, client, request, fetcher=fetcher, publish_image=publish
-                )
+                return await generate(pool, client, request, fetcher=fetcher, publish_image=publish)
             except asyncio.CancelledError:
                 print(
                     "\nstopped following; the task may still finish at the provider",
@@ -191,7 +200,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     gen.add_argument("prompt", help="what the video should show")
     gen.add_argument("--image", help="image-to-video: a PNG/JPEG/WebP file, or an https URL")
-    gen.add_argument("--provider", choices=sorted(PROVIDERS), help="instead of SORA_PROVIDER")
+    gen.add_argument(
+        "--provider",
+        help="instead of SORA_PROVIDER: a name, or several in order separated by commas "
+        f"(failing over as the bot does); one of {', '.join(sorted(PROVIDERS))}",
+    )
     gen.add_argument("--aspect", choices=[a.value for a in Aspect], default="landscape")
     gen.add_argument("--duration", type=int, default=8, help="seconds (default 8)")
     gen.add_argument("--quality", choices=[q.value for q in Quality], default="standard")

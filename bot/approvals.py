@@ -127,6 +127,7 @@ class Approvals:
             (),
             remix_of=None if source is None else source.provider_task_id,
             remix_source_id=task.remix_of_task_id,
+            remix_at=None if source is None else source.provider,
             logged=True,  # approval mode needs the log
         )
         quota = await self._store.quota_status(task.guild_id, task.user_id, self._defaults)

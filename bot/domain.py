@@ -202,12 +202,19 @@ class Task:
     # The bot's own public message about the task in its channel (the "waits for a
     # moderator" notice, then the card), removed once the outcome is posted.
     card_message_id: int | None = None
+    # Failover: the provider that failed this task before it was sent to `provider`
+    # (once), and when that happened.
+    retried_from: str | None = None
+    resubmitted_at: datetime | None = None
 
     @property
     def started_at(self) -> datetime:
-        """When the work began: the request, or for a held one its approval. Schedules,
-        generation times and the maximum age count from here; a request that waited a
-        day for a moderator is not a day-long generation."""
+        """When the work at its provider began: the request, or for a held one its
+        approval, or for one retried elsewhere that resubmission. Schedules, generation
+        times and the maximum age count from here; a request that waited a day for a
+        moderator is not a day-long generation."""
+        if self.resubmitted_at is not None:
+            return self.resubmitted_at
         if self.approval is Approval.APPROVED and self.decided_at is not None:
             return self.decided_at
         return self.created_at

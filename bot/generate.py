@@ -41,9 +41,11 @@ from bot.providers.base import (
     ImageInput,
     ProviderState,
     ProviderStatus,
+    Submission,
     VideoProvider,
     plan_options,
 )
+from bot.providers.pool import ProviderPool, failover_reason
 from bot.url_policy import MediaFetchError, MediaPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -167,7 +169,7 @@ def output_path(out: Path | None, provider_task_id: str) -> Path:
 
 
 async def generate(
-    provider: VideoProvider,
+    provider: VideoProvider | ProviderPool,
     client: httpx.AsyncClient,
     args: GenerateArgs,
     *,
@@ -176,9 +178,47 @@ async def generate(
     fetcher: Fetcher | None = None,
     publish_image: Publisher | None = None,
 ) -> int:
-    """`fetcher` downloads the result (its policy trusts the provider's configured
-    address; default: https to public addresses only). `publish_image` serves a local
-    picture to a provider that fetches pictures by URL (see `bot.media.serving_files`)."""
+    """`fetcher` downloads the result (its policy trusts the providers' configured
+    addresses; default: https to public addresses only). `publish_image` serves a local
+    picture to a provider that fetches pictures by URL (see `bot.media.serving_files`).
+    With several providers (`--provider apixo,sora2api`), a create that fails for a
+    reason about the provider goes on to the next one, as the bot does."""
+    pool = ProviderPool.of_one(provider)
+    for index, each in enumerate(pool):
+        last = index + 1 == len(pool)
+        result = await _submit(each, client, args, out=out, err=err, publish_image=publish_image)
+        if isinstance(result, int):
+            return result
+        if isinstance(result, tuple):
+            submission = result[0]
+            print(f"submitted to {each.display_name}: task {submission.provider_task_id}", file=out)
+            return await follow(
+                each,
+                client,
+                submission.provider_task_id,
+                submission.status,
+                args,
+                out=out,
+                err=err,
+                fetcher=fetcher,
+            )
+        reason = failover_reason(result)
+        if reason is None or last:
+            return _create_failed(result, err)
+        print(f"{each.display_name} failed ({reason.value}): trying the next provider", file=err)
+    return EXIT_FAILED
+
+
+async def _submit(
+    provider: VideoProvider,
+    client: httpx.AsyncClient,
+    args: GenerateArgs,
+    *,
+    out: TextIO,
+    err: TextIO,
+    publish_image: Publisher | None,
+) -> int | tuple[Submission] | ProviderError:
+    """One create: its answer, the exit status of a refused request, or the error."""
     try:
         planned = plan_options(
             provider.display_name,
@@ -204,18 +244,17 @@ async def generate(
         image=image,
     )
     try:
-        submission = await provider.submit(request)
-    except ProviderAuthError as exc:
+        return (await provider.submit(request),)
+    except ProviderError as exc:
+        return exc
+
+
+def _create_failed(exc: ProviderError, err: TextIO) -> int:
+    if isinstance(exc, ProviderAuthError):
         print(f"The provider rejected the API key: {exc.detail}", file=err)
         return EXIT_CONFIG
-    except ProviderError as exc:
-        print(f"Could not submit: {exc.user_message}\n  provider said: {exc.detail}", file=err)
-        return EXIT_FAILED
-    task_id = submission.provider_task_id
-    print(f"submitted to {provider.display_name}: task {task_id}", file=out)
-    return await follow(
-        provider, client, task_id, submission.status, args, out=out, err=err, fetcher=fetcher
-    )
+    print(f"Could not submit: {exc.user_message}\n  provider said: {exc.detail}", file=err)
+    return EXIT_FAILED
 
 
 async def follow(

@@ -65,6 +65,24 @@ class Metrics:
             buckets=(30, 60, 120, 180, 300, 600, 1200, 3600),
             registry=self.registry,
         )
+        self.provider_creates = Counter(
+            "sora_provider_creates",
+            "Video creates per provider: ok, or the provider-side reason they failed",
+            ["provider", "result"],
+            registry=self.registry,
+        )
+        self.provider_failovers = Counter(
+            "sora_provider_failovers",
+            "Jobs that moved on from a provider to the next one",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.provider_task_failures = Counter(
+            "sora_provider_task_failures",
+            "Accepted tasks that failed at a provider, by reason",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
         self.discord_failures = Counter(
             "sora_discord_post_failures", "Posts to Discord that failed", registry=self.registry
         )
@@ -73,11 +91,14 @@ class Metrics:
         )
 
     def render(
-        self, counts: dict[str, int], learned: Iterable[Learned] = (), provider: str = ""
+        self,
+        counts: dict[str, int],
+        learned: Iterable[tuple[str, Iterable[Learned]]] = (),
     ) -> bytes:
+        """The metrics text; `learned`: each provider's learned plans."""
         for state in ("queued", "submitted", "running", "succeeded", "failed", "expired"):
             self.tasks.labels(state=state).set(counts.get(state, 0))
-        for kind in learned:
+        for provider, kind in ((p, k) for p, kinds in learned for k in kinds):
             for name, value in (("0.05", kind.p05), ("0.5", kind.p50), ("0.95", kind.p95)):
                 self.generation_seconds.labels(provider, kind.kind, name).set(value)
             self.generation_samples.labels(provider, kind.kind).set(kind.samples)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -251,3 +251,41 @@ class PollPlanner:
                 )
             )
         return found
+
+
+class PollPlanners:
+    """One `PollPlanner` per configured provider (each learns its own provider's
+    times), asked by the provider a task is at. A provider not listed (a task from a
+    provider since removed, or a test's) gets the first planner's plans."""
+
+    def __init__(self, planners: Mapping[str, PollPlanner] | PollPlanner) -> None:
+        if isinstance(planners, PollPlanner):
+            planners = {"": planners}
+        if not planners:
+            raise ValueError("at least one planner")
+        self._planners = dict(planners)
+        self._default = next(iter(self._planners.values()))
+
+    def of(self, provider: str) -> PollPlanner:
+        return self._planners.get(provider, self._default)
+
+    def items(self) -> list[tuple[str, PollPlanner]]:
+        return list(self._planners.items())
+
+    @property
+    def lease(self) -> float:
+        """The shortest lease of any provider's plans (`PollPlanner.lease`)."""
+        return min(planner.lease for planner in self._planners.values())
+
+    async def load(self) -> None:
+        for planner in self._planners.values():
+            await planner.load()
+
+    async def refresh_if_due(self) -> None:
+        for planner in self._planners.values():
+            await planner.refresh_if_due()
+
+    def checked_late(self, seconds: float) -> None:
+        """How late this process's checks run concerns every provider's plans alike."""
+        for planner in self._planners.values():
+            planner.checked_late(seconds)

@@ -29,6 +29,7 @@ import httpx
 # AttachmentRef is part of this module's API (SubmitRequest carries one): re-exported.
 from bot.attachments import IMAGE_DOWNLOAD_SECONDS, precheck, read_picture
 from bot.attachments import AttachmentRef as AttachmentRef
+from bot.dispatch import Dispatcher, Job
 from bot.domain import (
     Aspect,
     GenerationOptions,
@@ -55,15 +56,14 @@ from bot.errors import (
 )
 from bot.governance import NotAllowedHereError, check_server_limits, contains_blocked
 from bot.modlog import LogEntry, LogKind, ModLog
-from bot.polling import PollPlanner
+from bot.polling import PollPlanner, PollPlanners
 from bot.providers.base import (
     FailureCode,
-    GenerationRequest,
     ImageInput,
     VideoProvider,
     clean_prompt,
-    plan_options,
 )
+from bot.providers.pool import ProviderPool
 from bot.settings import Settings
 from bot.store import Page, Store
 from bot.wording import describe_options
@@ -99,6 +99,7 @@ class Checked:
     image: ImageInput | None = None  # read by `read_image` (image mode)
     remix_of: str | None = None  # the source video's provider task id (a remix)
     remix_source_id: str | None = None  # the source video's task id (a remix)
+    remix_at: str | None = None  # the provider that made the source (a remix goes there)
     hold: bool = False  # approval mode: reserve, then wait for a moderator
     logged: bool = False  # the server has a moderation log: write its entries
 
@@ -123,6 +124,7 @@ class SubmitResult:
     notes: tuple[str, ...]
     quota: QuotaStatus
     expected_ready_at: datetime
+    provider_name: str = ""  # the provider that took it (its display name)
 
 
 def failure_code_for(error: BotError) -> FailureCode:
@@ -142,9 +144,9 @@ class SoraService:
         self,
         settings: Settings,
         store: Store,
-        provider: VideoProvider,
+        provider: VideoProvider | ProviderPool,
         http_client: httpx.AsyncClient,
-        polling: PollPlanner,
+        polling: PollPlanner | PollPlanners,
         clock: Callable[[], datetime] = utc_now,
         *,
         modlog: ModLog | None = None,
@@ -154,16 +156,17 @@ class SoraService:
         self._settings = settings
         self.image_download_seconds = image_download_seconds
         self._store = store
-        self.provider = provider
-        self._http = http_client
-        self._polling = polling
-        self._clock = clock
-        # Per-task callback URLs, when providers can reach the bot's listener.
-        self._callback_base = (
-            f"{settings.webhook_public_url}/callbacks"
-            if settings.webhook_public_url and provider.capabilities.reports == "callback"
-            else None
+        # One provider (tests, the default) is a pool of one, its health kept too.
+        self.providers = (
+            provider
+            if isinstance(provider, ProviderPool)
+            else ProviderPool([provider], store=store, cooldown=settings.provider_cooldown_seconds)
         )
+        self.provider = self.providers.primary
+        self._http = http_client
+        self._polling = polling if isinstance(polling, PollPlanners) else PollPlanners(polling)
+        self._clock = clock
+        self._dispatch = Dispatcher(self.providers, self._polling, settings.webhook_public_url)
 
     # Submissions
 
@@ -190,15 +193,9 @@ class SoraService:
             duration_seconds=request.duration or base.duration_seconds,
             quality=request.quality or base.quality,
         )
-        planned = plan_options(
-            # Members read "the video service", not a reseller's name; moderators setting
-            # the defaults (below) see the provider's own name.
-            "The video service",
-            self.provider.capabilities,
-            request.mode,
-            request.prompt,
-            wanted,
-        )
+        # Members read "the video service", not a reseller's name. Planned for the
+        # first provider that can make it; whichever takes it plans it again.
+        planned = self._dispatch.plan(request.mode, request.prompt, wanted)
         try:
             check_server_limits(planned.options, rules)
         except NotAllowedHereError as exc:
@@ -207,7 +204,7 @@ class SoraService:
             )
             raise
         if request.mode is Mode.IMAGE:
-            precheck(request.attachment, self.provider.capabilities.max_image_bytes)
+            precheck(request.attachment, self.providers.capabilities.max_image_bytes)
         hold = rules.approval and not request.moderator
         return Checked(request, planned.options, planned.notes, hold=hold, logged=logged)
 
@@ -215,8 +212,9 @@ class SoraService:
         """`check` for a remix of a finished video (providers with remix only): the new
         video keeps the source's options, and `request.prompt` says what changes."""
         source = await self.find_task(request.guild_id, request.user_id, source_id, moderator=True)
-        if not self.provider.capabilities.remix:
-            raise InvalidInputError(f"{self.provider.display_name} can't remix videos.")
+        maker = self.providers.get(source.provider)
+        if maker is None or not maker.capabilities.remix:
+            raise InvalidInputError("The video service that made this video can't remix it.")
         if source.state is not TaskState.SUCCEEDED or source.provider_task_id is None:
             raise InvalidInputError("Only a finished video can be remixed.")
         checked = await self.check(
@@ -227,7 +225,12 @@ class SoraService:
                 quality=source.options.quality,
             )
         )
-        return replace(checked, remix_of=source.provider_task_id, remix_source_id=source.id)
+        return replace(
+            checked,
+            remix_of=source.provider_task_id,
+            remix_source_id=source.id,
+            remix_at=source.provider,
+        )
 
     async def read_image(self, checked: Checked) -> Checked:
         """Download the picture and check it by its content (image mode; otherwise, or
@@ -263,7 +266,7 @@ class SoraService:
             guild_id=request.guild_id,
             channel_id=request.channel_id,
             user_id=request.user_id,
-            provider=self.provider.name,
+            provider=checked.remix_at or self.provider.name,
             mode=request.mode,
             prompt=clean_prompt(request.prompt),
             options=checked.options,
@@ -290,21 +293,9 @@ class SoraService:
         its member is no longer looking at their own answer)."""
         checked, task = reserved.checked, reserved.task
         try:
-            if checked.remix_of is not None:
-                submission = await self.provider.remix(checked.remix_of, task.prompt)
-            else:
-                callback = (
-                    f"{self._callback_base}/{task.callback_token}" if self._callback_base else None
-                )
-                submission = await self.provider.submit(
-                    GenerationRequest(
-                        task.mode,
-                        task.prompt,
-                        checked.options,
-                        image=checked.image,
-                        callback_url=callback,
-                    )
-                )
+            accepted = await self._dispatch.create(
+                Job(task, checked.options, checked.image, checked.remix_of, checked.remix_at)
+            )
         except BaseException as exc:
             await self.abandon(reserved, exc, post=post_failure)
             if isinstance(exc, ProviderAuthError | InsufficientCreditsError):
@@ -314,22 +305,62 @@ class SoraService:
                 await self._log(LogKind.FAILED, task, checked.logged, reason=reason)
             raise
         now = self._clock()
+        submission, name = accepted.submission, accepted.provider.name
         first = submission.status
         # The schedule counts from the task's creation, as the generation times it
         # learned from do (`bot.polling`).
-        first_check = task.started_at + timedelta(
-            seconds=self._polling.schedule_for(task.mode, task.options).first_delay
-        )
+        first_check = task.started_at + timedelta(seconds=self._dispatch.first_delay(name, task))
         task = await self._store.mark_submitted(
             task.id,
             submission.provider_task_id,
             TaskState.RUNNING if first.state.value == "running" else TaskState.SUBMITTED,
             first.progress,
             max(now, first_check),
+            provider=name if name != task.provider else None,
         )
         expected_ready = task.started_at + timedelta(seconds=self.usual_seconds(task))
         await self._log(LogKind.SUBMITTED, task, checked.logged)
-        return SubmitResult(task, checked.notes, reserved.quota, expected_ready)
+        notes = accepted.notes if accepted.passed else checked.notes
+        return SubmitResult(
+            task, notes, reserved.quota, expected_ready, accepted.provider.display_name
+        )
+
+    async def resubmit(self, task: Task, reason: str) -> Task | None:
+        """A task its provider failed for a provider-side reason goes to the next
+        provider, once, still reserved once (`Tracker(resubmit=...)`). Its picture is
+        read again. None when no other provider took it: the caller fails it then."""
+        if len(self.providers) < 2 or task.remix_of_task_id is not None:
+            return None
+        picture = None
+        if task.image_url is not None:
+            checked = await self.read_image(
+                Checked(
+                    SubmitRequest(
+                        task.guild_id, task.channel_id, task.user_id, task.mode, task.prompt,
+                        attachment=AttachmentRef(task.image_url, "the original picture", 0),
+                    ),
+                    task.options,
+                    (),
+                )
+            )  # fmt: skip
+            picture = checked.image
+        try:
+            accepted = await self._dispatch.create(
+                Job(task, task.options, picture), exclude={task.provider}
+            )
+        except BotError as exc:
+            log.warning("task %s could not be retried elsewhere: %s", task.id, exc)
+            return None
+        name, status = accepted.provider.name, accepted.submission.status
+        log.info("task %s failed at %s (%s); retried at %s", task.id, task.provider, reason, name)
+        now = self._clock()
+        return await self._store.move_task(
+            task.id,
+            name,
+            accepted.submission.provider_task_id,
+            TaskState.RUNNING if status.state.value == "running" else TaskState.SUBMITTED,
+            now + timedelta(seconds=self._dispatch.first_delay(name, task)),
+        )
 
     # The moderation log
 
@@ -373,8 +404,9 @@ class SoraService:
         """How long a video like `task` usually takes here: the median of the provider's
         recent ones of that kind, or the provider's documented figure until there are
         enough of them."""
-        learned = self._polling.typical_seconds(task.mode, task.options)
-        return learned if learned is not None else self.provider.capabilities.expected_seconds
+        learned = self._polling.of(task.provider).typical_seconds(task.mode, task.options)
+        provider = self.providers.of(task.provider)
+        return learned if learned is not None else provider.capabilities.expected_seconds
 
     async def abandon(
         self, reserved: Reserved, error: BaseException, *, post: bool = False

@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode
 from bot.domain import EffectiveLimits, QuotaUnit
 from bot.errors import ConfigurationError
 from bot.providers.config import SOURCES, ProviderSettings, load_provider_settings
-from bot.providers.registry import DEFAULT_PROVIDER, PROVIDERS
+from bot.providers.registry import DEFAULT_PROVIDER, PROVIDERS, provider_names
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -45,8 +45,12 @@ class Settings(BaseSettings):
     discord_gateway_url: str | None = None
     discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
-    # The provider in use (each provider's own settings: `provider_settings`)
+    # The providers in use, in order: the first healthy one takes each new job, the
+    # next ones take over when it fails (`bot.providers.pool`). Each one's own settings:
+    # `provider_settings`.
     sora_provider: str = DEFAULT_PROVIDER
+    # A provider whose creates failed 3 times in a row gets no new job for this long.
+    provider_cooldown_seconds: float = Field(default=300.0, ge=0, le=86_400)
 
     # Storage
     database_url: str = "sqlite:///data/sora-bot.sqlite3"
@@ -87,15 +91,16 @@ class Settings(BaseSettings):
         own = {k: v for k, v in values.items() if k in type(self).model_fields}
         given = {k: v for k, v in values.items() if k not in options and k not in own}
         providers, problems = load_provider_settings(PROVIDERS, options, given)
-        chosen = (
+        chosen = provider_names(
             str(own["sora_provider"])
             if "sora_provider" in own
             else ProviderChoice(**options).sora_provider
         )
-        missing = providers[chosen].missing() if chosen in providers else []
-        if missing:
-            needs = f"'{chosen}' needs {' and '.join(missing)} to be set"
-            problems.insert(0, _problem("sora_provider", needs))
+        for name in reversed(chosen):
+            missing = providers[name].missing() if name in providers else []
+            if missing:
+                needs = f"'{name}' needs {' and '.join(missing)} to be set"
+                problems.insert(0, _problem("sora_provider", needs))
         try:
             super().__init__(**options, **own)
         except ValidationError as exc:
@@ -189,14 +194,24 @@ class Settings(BaseSettings):
     @field_validator("sora_provider")
     @classmethod
     def _registered_provider(cls, value: str) -> str:
-        if value not in PROVIDERS:
-            raise ValueError("must be one of " + ", ".join(sorted(PROVIDERS)))
-        return value
+        names = provider_names(value)
+        unknown = [name for name in names if name not in PROVIDERS]
+        if not names or unknown:
+            raise ValueError(
+                "must be one of " + ", ".join(sorted(PROVIDERS)) + ", or several of them "
+                "in order, separated by commas (e.g. apixo,sora2api)"
+            )
+        return ",".join(names)
+
+    @property
+    def sora_providers(self) -> tuple[str, ...]:
+        """The providers in use, in order (SORA_PROVIDER, a name or a comma list)."""
+        return provider_names(self.sora_provider)
 
     def provider_settings(self, name: str | None = None) -> ProviderSettings:
-        """The settings of provider `name` (default: the one in use, SORA_PROVIDER):
-        its `key`, its `address` (trusted for media) and whatever else it declares."""
-        return self._providers[name or self.sora_provider]
+        """The settings of provider `name` (default: the first in SORA_PROVIDER): its
+        `key`, its `address` (trusted for media) and whatever else it declares."""
+        return self._providers[name or self.sora_providers[0]]
 
     def api_key(self, provider: str) -> SecretStr | None:
         return self.provider_settings(provider).key

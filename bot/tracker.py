@@ -26,14 +26,13 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Protocol
 
+from bot.deliveries import DELIVERY_CONCURRENCY, Deliverer, Deliveries
 from bot.domain import (
     Approval,
     GenerationTime,
-    NotifyState,
     Task,
     TaskState,
     TaskUpdate,
@@ -47,13 +46,14 @@ from bot.errors import (
     UnknownProviderTaskError,
 )
 from bot.metrics import Metrics
-from bot.polling import PollPlanner, generation_time
+from bot.polling import PollPlanner, PollPlanners, generation_time
 from bot.providers.base import (
     FailureCode,
     ProviderState,
     ProviderStatus,
     VideoProvider,
 )
+from bot.providers.pool import ProviderPool
 from bot.schedule import Schedule
 from bot.store import Store
 from bot.url_policy import MediaFetchError, MediaPolicy, MediaUnresolvableError
@@ -70,15 +70,14 @@ MAX_BACKOFF_SECONDS = 300.0
 # would not even be claimed to expire, and would hold its provider slot all that time.
 MAX_RETRY_AFTER_SECONDS = 3600.0
 REDELIVER_EVERY = timedelta(seconds=30)
-# Posts (each downloads its video first) under way at once. Apart from the check slots,
-# and wide: a few slow downloads must leave room for everyone else's posts.
-DELIVERY_CONCURRENCY = 32
 
 
-class Deliverer(Protocol):
-    async def deliver(self, task: Task) -> None: ...
+# Failures about the request itself: another provider would refuse it too.
+REQUEST_FAULTS = frozenset({FailureCode.CONTENT_POLICY, FailureCode.INVALID_IMAGE})
 
-    async def progress(self, task: Task) -> None: ...
+# Sends a failed task to another provider (`SoraService.resubmit`): the task as moved,
+# or None when no other provider took it.
+Resubmit = Callable[[Task, str], Awaitable[Task | None]]
 
 
 class Tracker:
@@ -86,10 +85,11 @@ class Tracker:
         self,
         *,
         store: Store,
-        provider: VideoProvider,
+        provider: VideoProvider | ProviderPool,
         deliverer: Deliverer,
-        polling: PollPlanner,
+        polling: PollPlanner | PollPlanners,
         max_age: timedelta,
+        resubmit: Resubmit | None = None,
         concurrency: int = 16,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -100,13 +100,14 @@ class Tracker:
         """`media_policy` (required, no default: a forgotten one must not mean "fetch
         anything") decides which video URLs a success may name; built from the active
         provider's configured address. `polling` says when to check each task, and
-        learns from every video that finishes."""
+        learns from every video that finishes. `resubmit` sends a task that failed at
+        its provider for a provider-side reason to the next one, once (failover)."""
         self._media_policy = media_policy
         self._store = store
         self._tick = tick_seconds
-        self._provider = provider
-        self._deliverer = deliverer
-        self.polling = polling
+        self._providers = ProviderPool.of_one(provider)
+        self.polling = polling if isinstance(polling, PollPlanners) else PollPlanners(polling)
+        self._resubmit = resubmit
         self._max_age = max_age
         self._slots = asyncio.Semaphore(concurrency)
         self._metrics = metrics or Metrics()
@@ -120,9 +121,9 @@ class Tracker:
         self._next_redelivery = clock() + REDELIVER_EVERY
         # Posting (which downloads the video) has its own bound, apart from the check
         # slots, so a slow download or post never holds up another task's status check.
-        self._delivery_slots = asyncio.Semaphore(delivery_concurrency)
-        self._deliveries: set[asyncio.Task[None]] = set()
-        self._delivering: set[str] = set()  # task ids being posted: never two at once
+        self.deliveries = Deliveries(
+            deliverer, metrics=self._metrics, concurrency=delivery_concurrency
+        )
 
     # Lifecycle
 
@@ -139,11 +140,12 @@ class Tracker:
             self._runner = None
         # Deliveries cut short stay `pending`/`posting` in the store: the next start
         # posts them (the notifier looks for a post already made first).
-        work = [*self._checks, *self._deliveries]
+        work = list(self._checks)
         for job in work:
             job.cancel()
         if work:
             await asyncio.gather(*work, return_exceptions=True)
+        await self.deliveries.stop()
 
     def wake(self) -> None:
         self._wake.set()
@@ -158,8 +160,8 @@ class Tracker:
         # background: a slow download must not hold up the start. The tasks closed below
         # were not final yet, so they are not in this list and are not posted twice.
         for task in await self._store.undelivered_tasks():
-            self.deliver_soon(task)
-        unfinished = await self._store.unfinished_tasks(self._provider.name)
+            self.deliveries.deliver_soon(task)
+        unfinished = await self._store.unfinished_tasks()
         now = self._clock()
         for task in unfinished:
             if task.approval is Approval.PENDING:
@@ -214,7 +216,7 @@ class Tracker:
             # the background: this loop goes on claiming and checking meanwhile.
             self._next_redelivery = now + REDELIVER_EVERY
             for task in await self._store.undelivered_tasks():
-                self.deliver_soon(task)
+                self.deliveries.deliver_soon(task)
         # The claim pushes each task's next check one interval ahead, so a check that
         # changes nothing (the common case: still running, no progress reported) needs no
         # write of its own; only news is written. A check still in flight when its task
@@ -238,8 +240,8 @@ class Tracker:
 
     async def drain(self) -> None:
         """Wait for the checks and deliveries already started (tests and benchmarks)."""
-        while self._checks or self._deliveries:
-            await asyncio.gather(*self._checks, *self._deliveries, return_exceptions=True)
+        while self._checks or self.deliveries.running:
+            await asyncio.gather(*self._checks, *self.deliveries.running, return_exceptions=True)
 
     # One task
 
@@ -260,7 +262,7 @@ class Tracker:
             # refunded (one transaction), and the requester is told.
             expired = await self._store.decide(task.id, task.guild_id, Approval.EXPIRED, None)
             if expired is not None:
-                await self._deliver_if_due(expired)
+                await self.deliveries.deliver_if_due(expired)
             return
         if now - task.started_at > self._max_age:
             await self._finish(
@@ -272,8 +274,13 @@ class Tracker:
                 ),
             )
             return
-        if task.provider_task_id is None:
-            await self._reschedule(task, now)
+        provider = self._providers.get(task.provider)
+        if task.provider_task_id is None or provider is None:
+            if provider is None:
+                log.warning(
+                    "task %s is at %s, which is no longer configured", task.id, task.provider
+                )
+            await self._reschedule(task, now, error=provider is None)
             return
         try:
             # The slot covers the status call only. Applying the answer may download and
@@ -281,7 +288,7 @@ class Tracker:
             # that would stall every other task's checks behind one slow provider.
             async with self._slots:
                 status = await asyncio.wait_for(
-                    self._provider.status(task.provider_task_id), CHECK_TIMEOUT_SECONDS
+                    provider.status(task.provider_task_id), CHECK_TIMEOUT_SECONDS
                 )
         except RateLimitedError as exc:
             self._metrics.provider_requests.labels(result="rate_limited").inc()
@@ -316,14 +323,14 @@ class Tracker:
             # came, claim and request together, is the plans' headroom (a first check is
             # not spaced by the interval, and a burst of them would inflate it).
             self.polling.checked_late((self._clock() - task.next_check_at).total_seconds())
-        if self.polling.nothing_new(task, status, now):
+        if self.polling.of(task.provider).nothing_new(task, status, now):
             return  # the claim already scheduled the next check
         # The claimed task is as it was before the claim: `checked_at` is the previous
         # check, the last one that found it unfinished.
         await self.apply(task.id, status, running_at=task.checked_at)
 
     def _schedule_of(self, task: Task) -> Schedule:
-        return self.polling.schedule_for(task.mode, task.options)
+        return self.polling.of(task.provider).schedule_for(task.mode, task.options)
 
     async def apply(
         self, task_id: str, status: ProviderStatus, *, running_at: datetime | None = None
@@ -364,7 +371,7 @@ class Tracker:
                             ),
                         )
                         if updated.progress != task.progress or updated.state != task.state:
-                            await self._safely(self._deliverer.progress(updated))
+                            await self.deliveries.progress(updated)
                         return updated
                     case ProviderState.SUCCEEDED:
                         # The video URL comes from a status answer or a callback: an address
@@ -400,22 +407,33 @@ class Tracker:
                         )
                     case ProviderState.FAILED:
                         code = status.failure_code or FailureCode.PROVIDER_ERROR
+                        reason = (status.failure_message or code.value)[:500]
+                        self._metrics.provider_task_failures.labels(task.provider, code.value).inc()
+                        if (moved := await self._elsewhere(task, code, reason)) is not None:
+                            return moved
                         return await self._finish(
                             task,
                             TaskUpdate(
                                 TaskState.FAILED,
                                 failure_code=code.value,
-                                failure_reason=(status.failure_message or code.value)[:500],
+                                failure_reason=reason,
                             ),
                         )
         finally:
             if not lock.locked():
                 self._locks.pop(task_id, None)
 
+    async def _elsewhere(self, task: Task, code: FailureCode, reason: str) -> Task | None:
+        """A task its provider failed for a reason about the provider (not its content,
+        not the picture) goes to the next provider, once; None if it cannot."""
+        if self._resubmit is None or task.retried_from is not None or code in REQUEST_FAULTS:
+            return None
+        return await self._resubmit(task, reason)
+
     def _learned(self, task: Task, took: GenerationTime, now: datetime) -> None:
         """A video this process just finished (and stored its time): plan with it now,
         and count how long after the provider's end the bot noticed."""
-        self.polling.learn(task.mode, task.options, took)
+        self.polling.of(task.provider).learn(task.mode, task.options, took)
         elapsed = (now - task.started_at).total_seconds()
         self._metrics.notice_lag.observe(max(0.0, elapsed - took.seconds))
 
@@ -433,55 +451,8 @@ class Tracker:
         started = task.started_at
         if finished.completed_at is not None:
             self._metrics.task_seconds.observe((finished.completed_at - started).total_seconds())
-        await self._deliver_if_due(finished)
+        await self.deliveries.deliver_if_due(finished)
         return finished
-
-    async def _deliver_if_due(self, task: Task) -> None:
-        if task.state.is_terminal and task.notify_state in (
-            NotifyState.PENDING,
-            NotifyState.POSTING,
-        ):
-            await self._deliver(task)
-
-    async def _deliver(self, task: Task) -> None:
-        """Post one task's outcome, unless a post of it is already under way here.
-
-        A redelivery pass can find a task that its own check (or a callback) is still
-        posting; two posts at once would race to Discord, so the second one simply
-        leaves it to the first (which, failing, leaves it `pending` for the next pass)."""
-        if task.id in self._delivering:
-            return
-        self._delivering.add(task.id)
-        try:
-            async with self._delivery_slots:
-                await self._safely(self._deliverer.deliver(task))
-        finally:
-            self._delivering.discard(task.id)
-
-    def deliver_soon(self, task: Task) -> None:
-        """Post in the background (tracked: `drain` waits, `stop` cancels)."""
-        if task.id in self._delivering:
-            return
-        job = asyncio.create_task(self._redeliver(task), name=f"deliver-{task.id}")
-        self._deliveries.add(job)
-        job.add_done_callback(self._deliveries.discard)
-
-    async def _redeliver(self, task: Task) -> None:
-        try:
-            await self._deliver_if_due(task)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # whatever failed, the next pass tries again
-            log.exception("redelivering task %s failed; will try again", task.id)
-
-    async def _safely(self, work: object) -> None:
-        try:
-            await work  # type: ignore[misc]
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("posting to Discord failed; it will be retried")
-            self._metrics.discord_failures.inc()
 
     async def _reschedule(
         self, task: Task, now: datetime, *, error: bool = False, at_least: float | None = None

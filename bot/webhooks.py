@@ -26,6 +26,7 @@ Refusals are logged at a bounded rate (`RejectionLog`), never with a body or a t
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from bot.listener_guard import (
 from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.providers.base import ProviderState, ProviderStatus, VideoProvider
+from bot.providers.pool import ProviderPool
 from bot.store import Store
 from bot.tracker import Tracker
 
@@ -59,7 +61,7 @@ class WebhookServer:
         host: str,
         port: int,
         store: Store,
-        provider: VideoProvider,
+        provider: VideoProvider | ProviderPool,
         tracker: Tracker,
         metrics: Metrics,
         is_ready: Callable[[], bool] = lambda: True,
@@ -75,13 +77,17 @@ class WebhookServer:
         self._media = media
         self._host, self._port = host, port
         self._store = store
-        self._provider = provider
+        self._providers = ProviderPool.of_one(provider)
         self._tracker = tracker
         self._metrics = metrics
         self._is_ready = is_ready
-        self._signed_webhooks = (
-            provider.accepts_signed_webhooks if signed_webhooks is None else signed_webhooks
-        )
+        # Which providers' signed webhooks may arrive (each only if it can verify them).
+        self._signed = [
+            p
+            for p in self._providers
+            if p.capabilities.reports == "webhook"
+            and (p.accepts_signed_webhooks if signed_webhooks is None else signed_webhooks)
+        ]
         self._metrics_token = metrics_token
         self._limits = limits or LIMITS
         self.rejections = RejectionLog(self._limits.rejections_per_minute)
@@ -99,11 +105,12 @@ class WebhookServer:
         """The route table follows how the provider reports, never its name: a door that
         the provider does not use does not exist (404, like any unknown path)."""
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._request_arrived])
-        reports = self._provider.capabilities.reports
-        if reports == "callback":
+        if any(p.capabilities.reports == "callback" for p in self._providers):
             app.router.add_post("/callbacks/{token}", self.callback)
-        if reports == "webhook" and self._signed_webhooks:
-            app.router.add_post(f"/webhooks/{self._provider.name}", self.signed_webhook)
+        for provider in self._signed:
+            app.router.add_post(
+                f"/webhooks/{provider.name}", functools.partial(self.signed_webhook, provider)
+            )
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/media/{name}", self.media)
@@ -189,26 +196,27 @@ class WebhookServer:
         provider's parser runs only once the token has named one of our tasks."""
         body = await self._read_body(request)
         task = await self._store.task_by_callback_token(request.match_info["token"])
-        if task is None:
+        provider = None if task is None else self._providers.get(task.provider)
+        if task is None or provider is None or provider.capabilities.reports != "callback":
             raise self._refuse(request, "a callback to an unknown address")
         try:
-            status = self._provider.parse_callback(request.headers, body)
+            status = provider.parse_callback(request.headers, body)
         except CallbackRejectedError:
             raise self._refuse(request, "an unreadable callback") from None
         stored, reported = task.provider_task_id, status.provider_task_id
-        if not stored or not reported or not self._provider.same_task(stored, reported):
+        if not stored or not reported or not provider.same_task(stored, reported):
             raise self._refuse(request, "a callback naming another task")
         await self._tracker.apply(task.id, status)
         self._metrics.callbacks.labels(result="applied").inc()
         return web.json_response({"ok": True})
 
-    async def signed_webhook(self, request: web.Request) -> web.Response:
+    async def signed_webhook(self, provider: VideoProvider, request: web.Request) -> web.Response:
         """A signed project-level event. Only the adapter's signature check decides: a
         refusal is the same 404 whatever the body names, and an accepted event answers
         the same whether or not the video is ours (another app on the same project)."""
         body = await self._read_body(request)
         try:
-            status = self._provider.parse_callback(request.headers, body)
+            status = provider.parse_callback(request.headers, body)
         except DuplicateCallbackError:
             self._metrics.callbacks.labels(result="duplicate").inc()
             return web.json_response({"ok": True})
@@ -216,21 +224,23 @@ class WebhookServer:
             # The adapter's reasons name no secret; only signed events get past "signature".
             raise self._refuse(request, f"a webhook ({str(exc)[:80]})") from None
         video_id = status.provider_task_id or ""
-        task = await self._store.task_by_provider_id(self._provider.name, video_id)
+        task = await self._store.task_by_provider_id(provider.name, video_id)
         if task is None:
             # Not ours: acknowledge so it is not resent, exactly like one of ours.
             self._metrics.callbacks.labels(result="ignored").inc()
             return web.json_response({"ok": True})
         if status.state is ProviderState.FAILED:
-            status = await self._failure_detail(video_id, status)
+            status = await self._failure_detail(provider, video_id, status)
         await self._tracker.apply(task.id, status)
         self._metrics.callbacks.labels(result="applied").inc()
         return web.json_response({"ok": True})
 
-    async def _failure_detail(self, video_id: str, fallback: ProviderStatus) -> ProviderStatus:
+    async def _failure_detail(
+        self, provider: VideoProvider, video_id: str, fallback: ProviderStatus
+    ) -> ProviderStatus:
         """The webhook says only "failed"; the video object says why."""
         try:
-            detailed = await self._provider.status(video_id)
+            detailed = await provider.status(video_id)
         except ProviderError:
             return fallback
         return detailed if detailed.state is ProviderState.FAILED else fallback
@@ -248,7 +258,8 @@ class WebhookServer:
                 "status": "ok",
                 "database": True,
                 "discord_ready": self._is_ready(),
-                "provider": self._provider.name,
+                "provider": self._providers.primary.name,
+                "providers": list(self._providers.names),
                 "unfinished_tasks": active,
             }
         )
@@ -279,8 +290,6 @@ class WebhookServer:
         if not self._authorized(request):
             self.rejections.refused("a metrics request without the token", request.remote)
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-        polling = self._tracker.polling
-        payload = self._metrics.render(
-            await self._counts.get(), polling.snapshot(), self._provider.name
-        )
+        learned = [(name, planner.snapshot()) for name, planner in self._tracker.polling.items()]
+        payload = self._metrics.render(await self._counts.get(), learned)
         return web.Response(body=payload, headers={"Content-Type": "text/plain; version=0.0.4"})

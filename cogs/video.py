@@ -196,7 +196,7 @@ class VideoCog(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*DYNAMIC_ITEMS)
-        caps = self.bot.provider.capabilities
+        caps = self.bot.providers.capabilities  # every configured provider's options
         built: list[Command] = [
             provider_command(
                 text, name="text", description="Make a video from a text prompt", caps=caps

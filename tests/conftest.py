@@ -15,7 +15,7 @@ import pytest
 
 from bot.__main__ import make_http_client
 from bot.discord.app import SoraBot
-from bot.providers.registry import build_provider
+from bot.providers.registry import build_providers
 from bot.settings import Settings
 from bot.store import create_store
 from tests.fakes import FakeDiscord, FakeGuild
@@ -70,7 +70,7 @@ async def start_bot(settings: Settings, fake: FakeDiscord) -> tuple[SoraBot, asy
         settings=settings,
         store=create_store(settings.database_url),
         http_client=http_client,
-        provider=build_provider(settings, http_client),
+        provider=build_providers(settings, http_client),
         guild_ready_timeout=0.05,
     )
     runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))

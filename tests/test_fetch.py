@@ -507,7 +507,9 @@ async def test_the_notifier_neither_fetches_nor_links_an_unsafe_address(
             provider=_UrlProvider(unsafe, fail),  # type: ignore[arg-type]
             fetcher=Fetcher(client, MediaPolicy(["https://provider.example/v1"])),
         )
-        task = SimpleNamespace(id="T1", upload_limit=None, result_url=unsafe, provider_task_id="p1")
+        task = SimpleNamespace(
+            id="T1", upload_limit=None, result_url=unsafe, provider_task_id="p1", provider="url"
+        )
         file, link, problem = await notifier._video(task)  # type: ignore[arg-type]
     assert file is None and link is None and problem
     assert unsafe not in problem and hits == []

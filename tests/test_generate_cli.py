@@ -260,3 +260,31 @@ async def test_generate_waits_a_long_retry_after_before_asking_again(tmp_path: P
     limited, answered = fake.requests_for("status")[:2]
     assert (limited.status, answered.status) == (429, 200)
     assert answered.at - limited.at >= 0.8
+
+
+async def test_generate_fails_over_along_the_provider_list(tmp_path: Path) -> None:
+    async with (
+        FakeApixo(generation_seconds=0.3) as first,
+        FakeOpenAI(generation_seconds=0.3) as second,
+    ):
+        first.inject("insufficient_credits")
+        env = {**first.env(), **second.env(), "SORA_PROVIDER": "demo"}
+        code, out, err = await run_cli(
+            ["a fox", "--provider", "apixo,openai", "--out", "fox.mp4", "--poll-seconds", "0.1"],
+            env,
+            tmp_path,
+        )
+    assert code == 0, err
+    assert "APIXO failed (out_of_credits): trying the next provider" in err
+    assert "submitted to OpenAI" in out
+    assert len(first.requests_for("create")) == 1 and len(second.requests_for("create")) == 1
+    assert (tmp_path / "fox.mp4").read_bytes() == second.video_bytes
+
+
+async def test_generate_does_not_fail_over_a_content_refusal(tmp_path: Path) -> None:
+    async with FakeApixo() as first, FakeOpenAI() as second:
+        first.inject("content_policy_on_create")
+        env = {**first.env(), **second.env()}
+        code, _, err = await run_cli(["a fox", "--provider", "apixo,openai"], env, tmp_path)
+    assert code == 1 and "Could not submit" in err
+    assert second.requests_for("create") == []

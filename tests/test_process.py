@@ -65,7 +65,7 @@ async def test_process_connects_logs_ready_and_stops_cleanly_on_signal(
     assert process.returncode == 0, output
     assert "Traceback" not in output
     assert "shutting down" in output
-    assert "provider demo" in output and "in 1 guild(s)" in output
+    assert "providers demo" in output and "in 1 guild(s)" in output
     # DEBUG logs every gateway payload and request: no secret may appear in any of it.
     assert fake_discord.token not in output and "apixo-secret-key-123" not in output
     assert (tmp_path / "data" / "bot.sqlite3").exists()

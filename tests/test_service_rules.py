@@ -10,6 +10,8 @@ import pytest
 
 from bot.domain import Task
 from bot.errors import BotError, MissingPermissionError, TaskNotFoundError
+from bot.polling import PollPlanner
+from bot.schedule import Schedule
 from bot.service import SoraService
 from bot.store import Page
 from tests.discord.test_rendering import make_task
@@ -35,9 +37,10 @@ class TasksOnly:
 
 def service_with(store: TasksOnly) -> SoraService:
     nothing: Any = None
-    settings: Any = SimpleNamespace(webhook_public_url=None)
-    provider: Any = SimpleNamespace(capabilities=SimpleNamespace(reports="poll"))
-    return SoraService(settings, store, provider, nothing, nothing)  # type: ignore[arg-type]
+    settings: Any = SimpleNamespace(webhook_public_url=None, provider_cooldown_seconds=300)
+    provider: Any = SimpleNamespace(name="p", capabilities=SimpleNamespace(reports="poll"))
+    polling = PollPlanner.fixed(Schedule(first_delay=1, interval=1))
+    return SoraService(settings, store, provider, nothing, polling)
 
 
 TASK = make_task(guild_id=GUILD, user_id=OWNER)

@@ -157,3 +157,26 @@ def test_env_example_is_a_valid_configuration(
         line.split("=", 1)[0] for line in text.splitlines() if "=" in line and line[0] != "#"
     }
     assert documented == ENV_NAMES
+
+
+def test_several_providers_in_order_each_need_their_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("SORA_PROVIDER", " Apixo , sora2api,apixo ")
+    monkeypatch.setenv("APIXO_API_KEY", "k1")
+    with pytest.raises(ConfigurationError) as exc:
+        load_settings()
+    assert "- SORA_PROVIDER: 'sora2api' needs SORA2API_API_KEY to be set" in str(exc.value)
+    assert "'apixo' needs" not in str(exc.value)
+    monkeypatch.setenv("SORA2API_API_KEY", "k2")
+    settings = load_settings()
+    assert settings.sora_providers == ("apixo", "sora2api")
+    assert settings.provider_settings().key is not None  # the first one's
+    assert settings.provider_cooldown_seconds == 300
+
+
+def test_an_unknown_name_in_the_list_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    monkeypatch.setenv("SORA_PROVIDER", "demo,midjourney")
+    with pytest.raises(ConfigurationError) as exc:
+        load_settings()
+    assert "- SORA_PROVIDER: " in str(exc.value) and "separated by commas" in str(exc.value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,10 @@ from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.moderation import ModerationService
 from bot.modlog import ModLog
-from bot.polling import PollPlanner
+from bot.polling import PollPlanner, PollPlanners
 from bot.providers.base import VideoProvider
 from bot.providers.limits import TaskCap
+from bot.providers.pool import ProviderPool
 from bot.service import SoraService
 from bot.settings import Settings
 from bot.store import Store
@@ -45,7 +47,13 @@ from bot.webhooks import WebhookServer
 log = logging.getLogger(__name__)
 
 # Extensions are loaded by name so an installed bot finds them as packages.
-EXTENSIONS: tuple[str, ...] = ("cogs.quota", "cogs.video", "cogs.admin", "cogs.governance")
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.quota",
+    "cogs.video",
+    "cogs.admin",
+    "cogs.governance",
+    "cogs.providers",
+)
 
 
 def point_discord_at(settings: Settings) -> None:
@@ -61,6 +69,16 @@ def point_discord_at(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
+def reports_arrive(settings: Settings, provider: VideoProvider) -> bool:
+    """Whether `provider`'s reports can reach this bot, so polling is only the safety
+    net: a per-task callback needs the public address; signed webhooks also need their
+    secret."""
+    reports = provider.capabilities.reports
+    return bool(settings.webhook_public_url and settings.listen_address) and (
+        reports == "callback" or (reports == "webhook" and provider.accepts_signed_webhooks)
+    )
+
+
 def media_folder(settings: Settings) -> Path:
     """Self-hosted videos live beside the database."""
     path = settings.sqlite_path
@@ -74,10 +92,11 @@ class SoraBot(commands.Bot):
         settings: Settings,
         store: Store,
         http_client: httpx.AsyncClient,
-        provider: VideoProvider,
+        provider: VideoProvider | Sequence[VideoProvider],
         **client_options: Any,
     ) -> None:
-        """`client_options` go to discord.py as they are (tests shorten `guild_ready_timeout`)."""
+        """`provider`: the providers in `SORA_PROVIDER`'s order (or just one).
+        `client_options` go to discord.py as they are (tests shorten `guild_ready_timeout`)."""
         # The bot never joins voice: no warning at every start about missing voice libraries.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -93,32 +112,39 @@ class SoraBot(commands.Bot):
         self.settings = settings
         self.store = store
         self.http_client = http_client
-        self.provider = provider
         self.metrics = Metrics()
-        # Polling is only the safety net when reports can actually arrive: a per-task
-        # callback needs the public address; signed webhooks also need their secret.
-        reports = provider.capabilities.reports
-        callbacks = bool(settings.webhook_public_url and settings.listen_address) and (
-            reports == "callback" or (reports == "webhook" and provider.accepts_signed_webhooks)
-        )
-        # When to check each task: learned per kind of video from the store's history of
-        # generation times, the provider's documented guidance until there is enough.
-        self.polling = PollPlanner(
-            provider=provider.name,
-            capabilities=provider.capabilities,
-            lag=settings.poll_lag_target_seconds,
-            callbacks=callbacks,
-            first_delay=settings.poll_first_delay_seconds,
-            interval=settings.poll_interval_seconds,
+        # The providers in order; each new job goes to the first healthy one.
+        self.providers = ProviderPool(
+            [provider] if not isinstance(provider, Sequence) else provider,
             store=store,
+            cooldown=settings.provider_cooldown_seconds,
+            metrics=self.metrics,
+        )
+        self.provider = self.providers.primary
+        # When to check each task: learned per provider and kind of video from the
+        # store's history of generation times, the documented guidance until there is
+        # enough.
+        self.polling = PollPlanners(
+            {
+                p.name: PollPlanner(
+                    provider=p.name,
+                    capabilities=p.capabilities,
+                    lag=settings.poll_lag_target_seconds,
+                    callbacks=reports_arrive(settings, p),
+                    first_delay=settings.poll_first_delay_seconds,
+                    interval=settings.poll_interval_seconds,
+                    store=store,
+                )
+                for p in self.providers
+            }
         )
         # The moderation log: written by the service, the moderators' commands and the
         # aftermath of each delivery; posted by its own poster, woken on each entry.
         self.modlog = ModLog(store)
         self.service = SoraService(
-            settings, store, provider, http_client, self.polling, modlog=self.modlog
+            settings, store, self.providers, http_client, self.polling, modlog=self.modlog
         )
-        self.moderation = ModerationService(settings, store, provider, self.modlog)
+        self.moderation = ModerationService(settings, store, self.provider, self.modlog)
         self.approvals = Approvals(self.service, store, settings.default_limits)
         self.modlog_poster = ModLogPoster(self, store, self.moderation)
         self.modlog.wake = self.modlog_poster.wake
@@ -129,13 +155,15 @@ class SoraBot(commands.Bot):
         )
         # One policy for every provider-named URL: the active provider's own address is
         # trusted as configured; anything else must be https to a public address.
-        self.media_policy = MediaPolicy([settings.provider_settings().address])
+        self.media_policy = MediaPolicy(
+            [settings.provider_settings(p.name).address for p in self.providers]
+        )
         self.fetcher = Fetcher(http_client, self.media_policy)
         self.aftermath = Aftermath(self, store, self.modlog, self.media_host)
         self.notifier = Notifier(
             client=self,
             store=store,
-            provider=provider,
+            provider=self.providers,
             metrics=self.metrics,
             media_host=self.media_host,
             fetcher=self.fetcher,
@@ -143,19 +171,21 @@ class SoraBot(commands.Bot):
         )
         self.tracker = Tracker(
             store=store,
-            provider=provider,
+            provider=self.providers,
             deliverer=self.notifier,
             polling=self.polling,
+            resubmit=self.service.resubmit,
             max_age=timedelta(minutes=settings.task_max_age_minutes),
             concurrency=settings.tracker_concurrency,
             metrics=self.metrics,
             media_policy=self.media_policy,
         )
-        if isinstance(provider, TaskCap):
-            # The provider's task cap counts its unfinished tasks in this store.
-            provider.count_active_with(
-                functools.partial(store.count_active_provider_tasks, provider.name)
-            )
+        for each in self.providers:
+            if isinstance(each, TaskCap):
+                # The provider's task cap counts its unfinished tasks in this store.
+                each.count_active_with(
+                    functools.partial(store.count_active_provider_tasks, each.name)
+                )
         address = settings.listen_address
         self.webhooks = (
             None
@@ -164,13 +194,11 @@ class SoraBot(commands.Bot):
                 host=address[0],
                 port=address[1],
                 store=store,
-                provider=provider,
+                provider=self.providers,
                 tracker=self.tracker,
                 metrics=self.metrics,
                 is_ready=self.is_ready,
                 media=self.media_host,
-                # Signed webhooks are accepted only when they can be verified.
-                signed_webhooks=provider.accepts_signed_webhooks,
                 metrics_token=(
                     None
                     if settings.metrics_token is None
@@ -218,11 +246,11 @@ class SoraBot(commands.Bot):
             return
         self._announced_ready = True
         log.info(
-            "ready as %s (id %s) in %d guild(s); provider %s; database %s",
+            "ready as %s (id %s) in %d guild(s); providers %s; database %s",
             self.user,
             self.user.id,
             len(self.guilds),
-            self.settings.sora_provider,
+            ",".join(self.providers.names),
             self.store.description,
         )
 

@@ -66,10 +66,10 @@ async def _close_message(
 async def _outcome(bot: Any, decision: Decision) -> str:
     task = decision.task
     if not decision.approved:
-        bot.tracker.deliver_soon(task)
+        bot.tracker.deliveries.deliver_soon(task)
         return f"Rejected `{task.id}`. <@{task.user_id}> is told in the channel, and refunded."
     if decision.error is not None:
-        bot.tracker.deliver_soon(task)
+        bot.tracker.deliveries.deliver_soon(task)
         return (
             f"Approved `{task.id}`, but the video service didn't take it: {decision.error} "
             f"<@{task.user_id}> is told in the channel; nothing was charged."

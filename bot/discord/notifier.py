@@ -49,16 +49,15 @@ from bot.fetch import Fetcher
 from bot.media import MediaHost
 from bot.metrics import Metrics
 from bot.providers.base import VideoProvider
+from bot.providers.pool import ProviderPool
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 CLOSE_GRACE_SECONDS = 5.0  # how long `close` waits for posts already under way
-
 TOKEN_LIFETIME = timedelta(minutes=14, seconds=30)  # Discord's 15, with a margin
 PROGRESS_EDIT_SECONDS = 5.0
-
-
+# What follows an outcome's delivery (`bot.discord.aftermath`): the message, or None.
 AfterDelivery = Callable[[Task, discord.Message | None], Awaitable[None]]
 
 
@@ -91,7 +90,7 @@ class Notifier:
         *,
         client: discord.Client,
         store: Store,
-        provider: VideoProvider,
+        provider: VideoProvider | ProviderPool,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utc_now,
         media_host: MediaHost | None = None,
@@ -106,7 +105,7 @@ class Notifier:
         self._attacher = VideoAttacher(provider, fetcher, media_host)
         self._client = client
         self._store = store
-        self._provider = provider
+        self._providers = ProviderPool.of_one(provider)
         self._metrics = metrics or Metrics()
         self._clock = clock
         # Public so that settings (or a test) can shorten it.
@@ -471,19 +470,20 @@ class Notifier:
         """(content, embed, file, buttons) for a task's outcome; no buttons in a DM."""
         if task.state is not TaskState.SUCCEEDED:
             content, embed = outcome_message(
-                task, provider_name=self._provider.display_name, direct=direct
+                task, provider_name=self._providers.made_by(task), direct=direct
             )
             return content, embed, None, None if direct else failure_view(task)
         file, link, problem = await self._video(task)
         content, embed = outcome_message(
             task,
-            provider_name=self._provider.display_name,
+            provider_name=self._providers.made_by(task),
             link=link,
             problem=problem,
             direct=direct,
             source_url=await self._source_url(task),
         )
-        view = None if direct else result_view(task, remix=self._provider.capabilities.remix)
+        remix = self._providers.of(task.provider).capabilities.remix
+        view = None if direct else result_view(task, remix=remix)
         return content, embed, file, view
 
     async def _source_url(self, task: Task) -> str | None:

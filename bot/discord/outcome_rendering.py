@@ -73,6 +73,7 @@ def result_post(
     embed.add_field(name="Options", value=describe_options(task.options))
     embed.add_field(name="Model", value=model_name(task.options.quality))
     embed.add_field(name="Took", value=took(task))
+    embed.add_field(name="Made by", value=provider_name)
     embed.set_footer(text=footer_for(task))
     if link:
         embed.add_field(name="Video", value=f"[Open the video]({link})", inline=False)

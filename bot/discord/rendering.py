@@ -173,6 +173,7 @@ def submission_embed(
     )
     embed.add_field(name="Options", value=describe_options(task.options), inline=True)
     embed.add_field(name="Model", value=model_name(task.options.quality), inline=True)
+    embed.add_field(name="Video service", value=result.provider_name or provider_name)
     embed.add_field(
         name="Expected",
         value=f"{relative(result.expected_ready_at)} ({wait_phrase(expected)})",

@@ -23,6 +23,7 @@ from bot.errors import ProviderError
 from bot.fetch import Fetcher, Spooled, looks_like_video
 from bot.media import MediaHost
 from bot.providers.base import Media, ProviderState, ProviderStatus, VideoProvider
+from bot.providers.pool import ProviderPool
 from bot.url_policy import (
     MediaFetchError,
     MediaTooLargeError,
@@ -46,9 +47,9 @@ class PreparedVideo(NamedTuple):
 
 class VideoAttacher:
     def __init__(
-        self, provider: VideoProvider, fetcher: Fetcher, media_host: MediaHost | None
+        self, provider: VideoProvider | ProviderPool, fetcher: Fetcher, media_host: MediaHost | None
     ) -> None:
-        self._provider = provider
+        self._providers = ProviderPool.of_one(provider)
         self._fetcher = fetcher
         self._media_host = media_host
 
@@ -58,7 +59,8 @@ class VideoAttacher:
         policy = self._fetcher.policy
         status = ProviderStatus(ProviderState.SUCCEEDED, 100, video_url=task.result_url)
         try:
-            media: Media = await self._provider.media(task.provider_task_id or "", status)
+            provider = self._providers.of(task.provider)
+            media: Media = await provider.media(task.provider_task_id or "", status)
         except ProviderError as exc:
             log.warning("task %s: could not get the video: %s", task.id, exc)
             stored = await policy.safe(task.result_url)

@@ -36,6 +36,11 @@ PROVIDERS: dict[str, ProviderSpec[Any]] = {
 DEFAULT_PROVIDER = demo.SPEC.name
 
 
+def provider_names(value: str) -> tuple[str, ...]:
+    """`apixo, sora2api,apixo` -> ("apixo", "sora2api"): in order, once each."""
+    return tuple(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
+
+
 def build_provider(
     settings: Settings, client: httpx.AsyncClient, name: str | None = None
 ) -> VideoProvider:
@@ -46,7 +51,16 @@ def build_provider(
     count (`TaskCap.count_active_with`: the bot does, `sora-bot generate` has no store).
     Raises ValueError when the provider's key is not set.
     """
-    name = name or settings.sora_provider
+    name = name or settings.sora_providers[0]
     provider = PROVIDERS[name].build(settings.provider_settings(name), client)
     limit = provider.capabilities.max_concurrent_tasks
     return provider if limit is None else TaskCap(provider, limit)
+
+
+def build_providers(
+    settings: Settings, client: httpx.AsyncClient, names: str | None = None
+) -> list[VideoProvider]:
+    """Every provider `names` lists (a name or a comma list; default `SORA_PROVIDER`),
+    in order (`bot.providers.pool.ProviderPool` takes them)."""
+    chosen = provider_names(names) if names else settings.sora_providers
+    return [build_provider(settings, client, name) for name in chosen]

@@ -16,7 +16,7 @@ leaves half of a change behind:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,6 +37,7 @@ from bot.domain import (
     TaskUpdate,
 )
 from bot.modlog import LogEntry, LogState, StoredLogEntry
+from bot.providers.health import Health, ProviderStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,50 @@ class Store(ABC):
     async def record_card(self, task_id: str, message_id: int | None) -> None:
         """The bot's own public message about the task (see `Task.card_message_id`)."""
 
+    # Provider health and failover (`bot.providers.health`): shared by every process
+    @abstractmethod
+    async def provider_health(self, providers: Sequence[str]) -> dict[str, Health]:
+        """Each named provider's health (a provider never recorded is healthy)."""
+
+    @abstractmethod
+    async def claim_probe(self, provider: str) -> bool:
+        """Atomically claim the one probe of a provider whose cool-down is over
+        (`health.claim_probe`); False if it is cooling, or another request probes it."""
+
+    @abstractmethod
+    async def record_create(
+        self,
+        provider: str,
+        *,
+        ok: bool,
+        reason: str | None = None,
+        failover: bool = False,
+        cooldown: float,
+    ) -> Health:
+        """A create's outcome at `provider`, in one transaction: an event for the stats
+        (`reason` a `FailoverReason` value when it failed; `failover` when the job then
+        went on to the next provider) and the health `health.after_create` gives."""
+
+    @abstractmethod
+    async def provider_stats(self, since: datetime) -> dict[str, ProviderStats]:
+        """Per provider since `since`: tasks it took and how they ended (failures by
+        `failure_code`), create failures by reason, failovers, and the median generation
+        time of its finished videos."""
+
+    @abstractmethod
+    async def move_task(
+        self,
+        task_id: str,
+        provider: str,
+        provider_task_id: str,
+        state: TaskState,
+        next_check_at: datetime,
+    ) -> Task | None:
+        """Hand an unfinished task that failed at its provider to another one, once:
+        record the new provider and its task id, the old provider in `retried_from`,
+        `resubmitted_at = now`, clear progress; its reservation stays as it is (charged
+        once, when it finishes). None if it was moved before or is already final."""
+
     # The moderation log's outbox (`bot.modlog`)
     @abstractmethod
     async def add_log_entry(self, entry: LogEntry) -> int | None:
@@ -206,9 +251,11 @@ class Store(ABC):
         state: TaskState,
         progress: int | None,
         next_check_at: datetime,
+        provider: str | None = None,
     ) -> Task:
         """The provider accepted the task: record its id, its first state (`SUBMITTED` or
-        `RUNNING`) and when to check it. Raises `IllegalTransitionError` if the task has
+        `RUNNING`) and when to check it, and `provider` when another than the one it was
+        reserved for took it (failover). Raises `IllegalTransitionError` if the task has
         already moved past that state."""
 
     @abstractmethod

@@ -77,7 +77,7 @@ async def test_ready_line_names_bot_guilds_provider_and_database(
     ready = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ready as")]
     assert len(ready) == 1
     assert "SoraBot" in ready[0] and "in 2 guild(s)" in ready[0]
-    assert "provider demo" in ready[0] and "bot.sqlite3" in ready[0]
+    assert "providers demo" in ready[0] and "bot.sqlite3" in ready[0]
 
 
 async def test_moderator_sets_quota_and_member_sees_it(world: BotWorld) -> None:

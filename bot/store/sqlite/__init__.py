@@ -8,6 +8,7 @@ The store is assembled from its parts, each a class over the shared connection:
     quota.py       the quota ledger: usage counts and entries
     guilds.py      guild settings
     governance.py  governance settings, decisions on held tasks, the moderation log
+    health.py      provider health, failover statistics, moving a task to another provider
 
 The migrations themselves are `bot/store/migrations/NNNN_name.sql`.
 """
@@ -18,11 +19,12 @@ from bot.store.base import Store
 from bot.store.sqlite.connection import Clock, load_migrations
 from bot.store.sqlite.governance import SqliteGovernance
 from bot.store.sqlite.guilds import SqliteGuilds
+from bot.store.sqlite.health import SqliteHealth
 from bot.store.sqlite.quota import SqliteQuota
 from bot.store.sqlite.tasks import SqliteTasks
 
 __all__ = ["Clock", "SqliteStore", "load_migrations"]
 
 
-class SqliteStore(SqliteTasks, SqliteQuota, SqliteGuilds, SqliteGovernance, Store):
+class SqliteStore(SqliteTasks, SqliteQuota, SqliteGuilds, SqliteGovernance, SqliteHealth, Store):
     """`Store` on SQLite; `SqliteStore(None)` keeps the database in memory."""

@@ -82,6 +82,8 @@ def task_from(row: sqlite3.Row) -> Task:
         approval=None if approval is None else Approval(approval),
         decided_by=row["decided_by"] if "decided_by" in keys else None,
         decided_at=dt(row["decided_at"]) if "decided_at" in keys else None,
+        retried_from=row["retried_from"] if "retried_from" in keys else None,
+        resubmitted_at=dt(row["resubmitted_at"]) if "resubmitted_at" in keys else None,
         card_message_id=row["card_message_id"] if "card_message_id" in keys else None,
     )
 

@@ -198,18 +198,24 @@ class SqliteTasks(SqliteBase):
         state: TaskState,
         progress: int | None,
         next_check_at: datetime,
+        provider: str | None = None,
     ) -> Task:
         if state not in (TaskState.SUBMITTED, TaskState.RUNNING):
             raise ValueError(f"a task is submitted or running once sent, not {state.value}")
-        return await self.update_task(
-            task_id,
-            TaskUpdate(
-                state,
-                provider_task_id=provider_task_id,
-                progress=progress,
-                next_check_at=next_check_at,
-            ),
+        update = TaskUpdate(
+            state, provider_task_id=provider_task_id, progress=progress, next_check_at=next_check_at
         )
+        now = self._clock()
+        async with self._transaction() as db:
+            current = await current_state(db, task_id)
+            if not can_transition(current, update.state):
+                raise IllegalTransitionError(
+                    f"task {task_id}: {current.value} -> {update.state.value} is not allowed"
+                )
+            if provider is not None:  # failover: another provider than reserved took it
+                await db.execute("UPDATE tasks SET provider = ? WHERE id = ?", (provider, task_id))
+            row = await write_update(db, task_id, update, now)
+        return task_from(row)
 
     async def update_task(self, task_id: str, update: TaskUpdate) -> Task:
         if update.state.is_terminal:
