@@ -8,6 +8,8 @@ and ordinary words that merely contain it must not be."""
 
 from __future__ import annotations
 
+import random
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +29,7 @@ from bot.governance import (
     MAX_PHRASE_LENGTH,
     MemberAllowance,
     NotAllowedHereError,
+    _ignorable,
     check_server_limits,
     contains_blocked,
     member_allowance,
@@ -560,3 +563,17 @@ def test_a_role_allowance_above_zero_is_an_ordinary_limit() -> None:
     with pytest.raises(QuotaExceededError) as refused:
         check_quota(quota(user_daily=2, role=9, mine=2), 1)
     assert refused.value.user_message.startswith("You have used your 2 videos for today.")
+
+
+def test_the_ascii_fast_path_reads_text_exactly_as_the_general_one() -> None:
+    """`normalise_text` skips the Unicode steps for ASCII text; they must agree."""
+
+    def general(text: str) -> str:
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        kept = "".join(c for c in unicodedata.normalize("NFKD", folded) if not _ignorable(c))
+        return " ".join(unicodedata.normalize("NFKC", kept).split())
+
+    rng = random.Random(14)
+    for _ in range(5000):
+        text = "".join(chr(rng.randrange(128)) for _ in range(rng.randrange(40)))
+        assert normalise_text(text) == general(text), repr(text)
