@@ -331,20 +331,20 @@ class SoraService:
         read again. None when no other provider took it: the caller fails it then."""
         if len(self.providers) < 2 or task.remix_of_task_id is not None:
             return None
-        picture = None
-        if task.image_url is not None:
-            checked = await self.read_image(
-                Checked(
-                    SubmitRequest(
-                        task.guild_id, task.channel_id, task.user_id, task.mode, task.prompt,
-                        attachment=AttachmentRef(task.image_url, "the original picture", 0),
-                    ),
-                    task.options,
-                    (),
-                )
-            )  # fmt: skip
-            picture = checked.image
         try:
+            picture = None
+            if task.image_url is not None:  # a picture that can't be read again: no retry
+                checked = await self.read_image(
+                    Checked(
+                        SubmitRequest(
+                            task.guild_id, task.channel_id, task.user_id, task.mode, task.prompt,
+                            attachment=AttachmentRef(task.image_url, "the original picture", 0),
+                        ),
+                        task.options,
+                        (),
+                    )
+                )  # fmt: skip
+                picture = checked.image
             accepted = await self._dispatch.create(
                 Job(task, task.options, picture), exclude={task.provider}
             )

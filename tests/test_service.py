@@ -294,3 +294,31 @@ async def test_a_member_reads_the_video_service_not_the_resellers_name(world: Wo
         await world.service.check(dataclasses.replace(text(), aspect=Aspect.SQUARE))
     assert exc.value.user_message.startswith("The video service cannot make square videos")
     assert "Some Reseller" not in exc.value.user_message
+
+
+async def test_a_failed_task_whose_picture_is_gone_is_not_retried_elsewhere(world: World) -> None:
+    """Failover resends a failed task's picture: if it can't be read again, the task is
+    not moved (the tracker then fails and refunds it) instead of erroring every check."""
+    from bot.providers.pool import ProviderPool
+
+    reserved = await world.service.reserve(await world.service.read_image(
+        await world.service.check(image())
+    ))  # fmt: skip
+    task = (await world.service.send(reserved)).task
+    second = Provider()
+    second.name = "second"
+    pool = ProviderPool([world.provider, second], store=world.store.inner)
+    service = SoraService(
+        world.service._settings,
+        world.store.inner,
+        pool,
+        world.service._http,
+        PollPlanner.fixed(Schedule(first_delay=10, interval=10)),
+    )
+    world.pictures.clear()  # Discord no longer serves the picture
+    assert await service.resubmit(task, "provider_error") is None
+    assert second.sent == []
+    world.pictures[PICTURE_URL] = still("PNG")
+    moved = await service.resubmit(task, "provider_error")
+    assert moved is not None and moved.provider == "second" and moved.retried_from == "demo"
+    assert len(second.sent) == 1 and second.sent[0].image is not None
