@@ -24,7 +24,6 @@ from bot.discord.governance_rendering import (
     settings_embed,
 )
 from bot.discord.interactions import guild_id_of
-from bot.discord.modlog import NO_ACCESS
 from bot.discord.rendering import plain_text
 
 Interaction = discord.Interaction[SoraBot]
@@ -44,16 +43,8 @@ async def log_channel(interaction: Interaction, channel: LogChannel | None = Non
     if channel is None:
         await send_reply(interaction, "The moderation log is off.")
         return
-    # The proof that the bot can post there is a post: its first line, sent now.
-    try:
-        await channel.send(
-            f"📋 From now on this channel is the moderation log of the video bot "
-            f"(set by {interaction.user.mention}). Nobody is pinged by its entries.",
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-    except discord.HTTPException:
-        problem = NO_ACCESS.format(channel=channel.id)
-        await bot.moderation.log_channel_problem(guild_id, problem)
+    problem = await bot.modlog_poster.first_line(channel, interaction.user)
+    if problem is not None:
         await send_reply(
             interaction,
             f"The log channel is now {channel.mention}, but {problem}. Give me "

@@ -125,6 +125,25 @@ class ModLogPoster:
         if entry.kind is LogKind.EXPIRED and entry.task_id is not None:
             await self.close_request(entry.task_id, "Expired: nobody decided in time; refunded.")
 
+    async def first_line(
+        self,
+        channel: discord.TextChannel | discord.Thread | discord.VoiceChannel,
+        moderator: discord.abc.User,
+    ) -> str | None:
+        """A new log channel's first line, sent at once: the proof that the bot can post
+        there. Returns the problem (also recorded for `/sora settings show`), or None."""
+        try:
+            await channel.send(
+                f"📋 From now on this channel is the moderation log of the video bot "
+                f"(set by {moderator.mention}). Nobody is pinged by its entries.",
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException:
+            problem = NO_ACCESS.format(channel=channel.id)
+            await self._moderation.log_channel_problem(channel.guild.id, problem)
+            return problem
+        return None
+
     async def close_request(self, task_id: str, decision: str) -> None:
         """Disable the buttons of a held request's log message and say what became of
         it (a click on the message edits it itself; this is for expiry)."""
