@@ -92,7 +92,7 @@ async def test_health_survives_a_restart_and_is_shared(tmp_path: Path, clock: Fa
     await one.open()
     await two.open()
     try:
-        await fail(one, times=3)  # type: ignore[arg-type]
+        await fail(one, times=3)
         health = (await two.provider_health(["apixo"]))["apixo"]
         assert availability(health, clock.now) is Availability.COOLING
     finally:
@@ -153,6 +153,8 @@ async def test_a_task_moves_to_another_provider_once_still_reserved_once(
     assert moved.progress is None and moved.state is TaskState.SUBMITTED
     assert moved.resubmitted_at == clock.now and moved.started_at == clock.now
     assert await store.move_task(task_id, "demo", "d-1", TaskState.SUBMITTED, clock.now) is None
+    stats = await store.provider_stats(clock.now - timedelta(hours=24))
+    assert stats["apixo"].failures == {"provider_error": 1} and stats["apixo"].failovers == 1
     assert (await store.quota_status(1, 3, LIMITS)).user_used_today == 1
     await store.finish(task_id, TaskUpdate(TaskState.SUCCEEDED), settle=Settle.CHARGE)
     assert (await store.quota_status(1, 3, LIMITS)).user_used_today == 1

@@ -12,7 +12,7 @@ import sqlite3
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiosqlite
 
@@ -27,8 +27,11 @@ from bot.providers.health import (
 )
 from bot.store.sqlite.connection import SqliteBase, dt, every, first, ts
 from bot.store.sqlite.rows import task_from
+from bot.store.sqlite.tasks import UNFINISHED
 
-UNFINISHED = "('queued', 'submitted', 'running')"
+# Events are counted over the last day; older ones are pruned now and then.
+EVENTS_KEPT = timedelta(days=2)
+PRUNE_EVERY = 100
 
 
 def health_from(provider: str, row: sqlite3.Row | None) -> Health:
@@ -97,11 +100,15 @@ class SqliteHealth(SqliteBase):
     ) -> Health:
         now = self._clock()
         async with self._transaction() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "INSERT INTO provider_events (provider, at, ok, reason, failover)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (provider, ts(now), int(ok), reason, int(failover)),
             )
+            if (cursor.lastrowid or 0) % PRUNE_EVERY == 0:
+                await db.execute(
+                    "DELETE FROM provider_events WHERE at < ?", (ts(now - EVENTS_KEPT),)
+                )
             health = after_create(
                 await read_health(db, provider), ok=ok, reason=reason, now=now, cooldown=cooldown
             )
@@ -122,6 +129,14 @@ class SqliteHealth(SqliteBase):
                 db,
                 "SELECT provider, ok, reason, failover, COUNT(*) AS n FROM provider_events"
                 " WHERE at >= ? GROUP BY provider, ok, reason, failover",
+                (after,),
+            )
+            # A task moved on after its provider failed it is that provider's failure
+            # (the move cleared the failure fields and names the new provider).
+            moved = await every(
+                db,
+                "SELECT retried_from, COUNT(*) AS n FROM tasks WHERE created_at >= ?"
+                " AND retried_from IS NOT NULL GROUP BY retried_from",
                 (after,),
             )
             times = await every(
@@ -146,6 +161,9 @@ class SqliteHealth(SqliteBase):
                 failures[row["provider"]][row["reason"] or "error"] += row["n"]
             if row["failover"]:
                 counts[row["provider"]]["failovers"] += row["n"]
+        for row in moved:
+            failures[row["retried_from"]]["provider_error"] += row["n"]
+            counts[row["retried_from"]]["failovers"] += row["n"]
         seconds: dict[str, list[float]] = defaultdict(list)
         for row in times:
             seconds[row["provider"]].append(float(row["seconds"]))

@@ -106,13 +106,16 @@ async def write_update(
     now: datetime,
     *,
     notify: NotifyState | None = None,
+    provider: str | None = None,
 ) -> sqlite3.Row:
-    """Apply `update` (its None fields keep what is stored); the caller checked that the
-    move is allowed. A final state ends the checks and stamps `completed_at`."""
+    """Apply `update` (its None fields keep what is stored, as does `provider` None); the
+    caller checked that the move is allowed. A final state ends the checks and stamps
+    `completed_at`."""
     terminal = update.state.is_terminal
     row = await first(
         db,
         "UPDATE tasks SET state = ?,"
+        " provider = COALESCE(?, provider),"
         " provider_task_id = COALESCE(?, provider_task_id),"
         " progress = COALESCE(?, progress),"
         " result_url = COALESCE(?, result_url),"
@@ -125,6 +128,7 @@ async def write_update(
         " updated_at = ? WHERE id = ? RETURNING *",
         (
             update.state.value,
+            provider,
             update.provider_task_id,
             100 if update.state is TaskState.SUCCEEDED else update.progress,
             update.result_url,
@@ -212,9 +216,8 @@ class SqliteTasks(SqliteBase):
                 raise IllegalTransitionError(
                     f"task {task_id}: {current.value} -> {update.state.value} is not allowed"
                 )
-            if provider is not None:  # failover: another provider than reserved took it
-                await db.execute("UPDATE tasks SET provider = ? WHERE id = ?", (provider, task_id))
-            row = await write_update(db, task_id, update, now)
+            # `provider`: failover, another provider than the one reserved for took it.
+            row = await write_update(db, task_id, update, now, provider=provider)
         return task_from(row)
 
     async def update_task(self, task_id: str, update: TaskUpdate) -> Task:
