@@ -472,3 +472,30 @@ async def test_undecided_request_expires_refunded(
 
 def test_settings_default_timeout_is_a_day(fake_discord: FakeDiscord, tmp_path: Path) -> None:
     assert make_settings(fake_discord, tmp_path).approval_timeout_hours == 24
+
+
+async def test_an_approved_picture_request_reads_its_picture_again(world: BotWorld) -> None:
+    from tests.pictures import still
+
+    log_id = await with_log(world)
+    await as_mod(world, "settings", "approval", mode="on")
+    attachment = world.fake.make_attachment("still.png", still("PNG"), content_type="image/png")
+    answer = await world.fake.send_command(
+        world.guild, world.member, "sora",
+        world.fake.sub("image", image=attachment, prompt="make the water move"),
+    )  # fmt: skip
+    await answer.wait_final()
+    assert "waits for them" in answer.text()
+    held = await eventually(lambda: entry_with(world, log_id, "from a picture"))
+    task = (await world.bot.store.guild_tasks(world.guild.id)).tasks[0]
+    click = await world.fake.send_component(
+        world.guild, world.moderator, held, f"sora:approve:{task.id}", permissions=MANAGE_GUILD
+    )
+    await click.wait_final()
+    assert f"Approved `{task.id}`: it is on its way" in click.text()
+    done = await eventually(
+        lambda: [m for m in posts(world) if "your video is ready" in m["content"]]
+    )
+    assert len(done) == 1
+    final = await world.bot.store.get_task(task.id)
+    assert final is not None and final.state is TaskState.SUCCEEDED and final.mode.value == "image"
