@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -66,24 +65,6 @@ def new_task(
 
 async def reserve(store: SqliteStore, new: NewTask, limits: EffectiveLimits = DEFAULTS) -> Task:
     return (await store.reserve(new, limits)).task
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "bot.sqlite3"
-
-
-@pytest.fixture
-async def store(path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
-    db = SqliteStore(path, clock=clock)
-    await db.open()
-    yield db
-    await db.close()
 
 
 async def held(store: SqliteStore, clock: FakeClock, user: int = 1) -> Task:

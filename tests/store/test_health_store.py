@@ -5,11 +5,8 @@ its provider failed to another provider, once, without charging again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from bot.domain import (
     EffectiveLimits,
@@ -27,19 +24,6 @@ from bot.store import SqliteStore
 from tests.clock import FakeClock
 
 LIMITS = EffectiveLimits(100, 100, None, QuotaUnit.VIDEOS)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
-    db = SqliteStore(tmp_path / "h.sqlite3", clock=clock)
-    await db.open()
-    yield db
-    await db.close()
 
 
 async def fail(store: SqliteStore, provider: str = "apixo", times: int = 1) -> None:

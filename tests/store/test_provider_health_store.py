@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -36,24 +35,6 @@ COOLDOWN = 300.0
 def query(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     with closing(sqlite3.connect(path)) as raw:
         return list(raw.execute(sql, params))
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "providers.sqlite3"
-
-
-@pytest.fixture
-async def store(path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
-    db = SqliteStore(path, clock=clock)
-    await db.open()
-    yield db
-    await db.close()
 
 
 async def fail(
