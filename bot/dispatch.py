@@ -77,6 +77,12 @@ class Dispatcher:
             planned = plan_options(
                 MEMBERS_NAME, provider.capabilities, task.mode, task.prompt, job.options
             )
+            if (
+                job.image is not None
+                and len(job.image.data) > provider.capabilities.max_image_bytes
+            ):
+                # Another provider may take a picture this large (the pool allows the largest).
+                raise InvalidInputError("The picture is too large for the video service.")
             request = GenerationRequest(
                 task.mode,
                 task.prompt,

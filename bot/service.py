@@ -245,7 +245,7 @@ class SoraService:
         image = await read_picture(
             self._http,
             attachment,
-            max_bytes=self.provider.capabilities.max_image_bytes,
+            max_bytes=self.providers.capabilities.max_image_bytes,
             deadline=self.image_download_seconds,
         )
         return replace(checked, image=image)

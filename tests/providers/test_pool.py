@@ -129,3 +129,32 @@ async def test_when_every_provider_fails_nothing_was_made_and_the_member_is_told
     # One provider: its own words, as before failover existed.
     with pytest.raises(InsufficientCreditsError):
         await ProviderPool([Named("solo")]).submit(broke)
+
+
+async def test_a_picture_too_large_for_one_provider_goes_to_one_that_takes_it() -> None:
+    from bot.dispatch import Dispatcher, Job
+    from bot.domain import GenerationOptions, Mode
+    from bot.polling import PollPlanner, PollPlanners
+    from bot.providers.base import ImageInput
+    from bot.schedule import Schedule
+    from tests.discord.test_rendering import make_task
+
+    small = Named("small", max_image_bytes=1000)
+    large = Named("large", max_image_bytes=10_000)
+    sent: list[str] = []
+
+    async def submit(provider: Named, request: object) -> Submission:
+        sent.append(provider.name)
+        return Submission(f"{provider.name}-1", ProviderStatus(ProviderState.QUEUED))
+
+    for provider in (small, large):
+        provider.submit = (lambda p: lambda request: submit(p, request))(provider)  # type: ignore[method-assign]
+    dispatcher = Dispatcher(
+        ProviderPool([small, large]),
+        PollPlanners(PollPlanner.fixed(Schedule(first_delay=1, interval=1))),
+        None,
+    )
+    task = make_task(mode=Mode.IMAGE, provider="small")
+    picture = ImageInput(b"\0" * 5000, "image/png", 640, 360)
+    accepted = await dispatcher.create(Job(task, GenerationOptions(), picture))
+    assert accepted.provider is large and sent == ["large"]
