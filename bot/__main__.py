@@ -30,6 +30,7 @@ from bot.providers.pool import ProviderPool
 from bot.providers.registry import PROVIDERS, build_provider, build_providers, provider_names
 from bot.settings import Settings, load_settings, redact_url
 from bot.store import create_store
+from bot.store.migrate import MigrationError, migrate
 from bot.url_policy import MediaPolicy
 
 log = logging.getLogger("bot")
@@ -192,7 +193,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sora-bot", description="A Discord bot that makes Sora 2 videos from chat."
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="{run,check,generate}")
+    verbs = parser.add_subparsers(dest="verb", metavar="{run,check,generate,migrate-db}")
     verbs.add_parser("run", help="connect to Discord and serve commands (the default)")
     verbs.add_parser("check", help="validate the configuration and database, then exit")
     gen = verbs.add_parser(
@@ -213,19 +214,49 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     gen.add_argument(
         "--poll-seconds", type=float, help="status check interval (default: the provider's)"
     )
+    move = verbs.add_parser(
+        "migrate-db",
+        help="copy the SQLite database DATABASE_URL names into an empty PostgreSQL database",
+    )
+    move.add_argument("--to", required=True, metavar="postgresql://...", help="the target")
     return parser.parse_args(argv)
+
+
+async def migrate_db(settings: Settings, target: str) -> int:
+    """Copy the SQLite install into PostgreSQL and verify the counts; then the bot runs
+    on the new URL with nothing posted again."""
+    if not target.startswith(("postgresql://", "postgres://")):
+        print("--to must be a postgresql:// URL", file=sys.stderr)
+        return EXIT_CONFIG
+    source = settings.sqlite_path
+    if source is None:
+        print("DATABASE_URL must name the SQLite database to copy", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        copied = await migrate(source, target)
+    except (MigrationError, OSError) as exc:
+        print(f"Not migrated: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    total = sum(copied.counts.values())
+    print(f"Copied {total} rows from {source} to {redact_url(target)}; counts verified:")
+    for table, count in copied.counts.items():
+        print(f"  {table}: {count}")
+    print(f"Now run the bot with DATABASE_URL={redact_url(target)}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings(discord_required=args.verb != "generate")
+        settings = load_settings(discord_required=args.verb not in ("generate", "migrate-db"))
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings.log_level, secrets_of(settings))
     if args.verb == "check":
         return asyncio.run(check(settings))
+    if args.verb == "migrate-db":
+        return asyncio.run(migrate_db(settings, args.to))
     if args.verb == "generate":
         try:
             return asyncio.run(generate_once(settings, args))

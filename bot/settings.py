@@ -188,8 +188,10 @@ class Settings(BaseSettings):
         if value.startswith("sqlite:///") or value == "sqlite://:memory:":
             return value
         if value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("PostgreSQL is not supported yet; use a sqlite:/// URL")
-        raise ValueError("must be a sqlite:/// URL, e.g. sqlite:///data/sora-bot.sqlite3")
+            return value
+        raise ValueError(
+            "must be a sqlite:/// URL (e.g. sqlite:///data/sora-bot.sqlite3) or a postgresql:// URL"
+        )
 
     @field_validator("sora_provider")
     @classmethod

@@ -11,8 +11,14 @@ from bot.store.sqlite import Clock, SqliteStore
 __all__ = ["Page", "SqliteStore", "Store", "create_store"]
 
 
-def create_store(database_url: str, *, clock: Clock = utc_now) -> SqliteStore:
-    """The store for a URL (not yet opened). Settings have already validated the URL."""
+def create_store(database_url: str, *, clock: Clock = utc_now) -> Store:
+    """The store for a URL (not yet opened). Settings have already validated the URL:
+    `sqlite:///path` (the default, nothing to install) or `postgresql://...` (several
+    bot processes on one database)."""
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from bot.store.postgres import PostgresStore  # only a PostgreSQL install needs it
+
+        return PostgresStore(database_url, clock=clock)
     if database_url == "sqlite://:memory:":
         return SqliteStore(None, clock=clock)
     if database_url.startswith("sqlite:///"):
