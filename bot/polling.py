@@ -82,6 +82,9 @@ def generation_time(
     return GenerationTime(min(max(0.0, seen_running), elapsed), elapsed)
 
 
+MAX_LEASE_SECONDS = 30.0  # TASK_LEASE_SECONDS' default
+
+
 class PollPlanner:
     """Schedules per kind of video, from the store's generation-time history."""
 
@@ -97,6 +100,7 @@ class PollPlanner:
         store: Store | None = None,
         clock: Callable[[], datetime] = utc_now,
         min_samples: int = MIN_SAMPLES,
+        max_lease: float = MAX_LEASE_SECONDS,
     ) -> None:
         """`first_delay`/`interval`: the operator's `POLL_*` settings, which win over
         anything learned. Without a `store`, nothing is read back (tests, benchmarks
@@ -110,6 +114,7 @@ class PollPlanner:
         self._store = store
         self._clock = clock
         self._min_samples = min_samples
+        self._max_lease = max_lease
         self._times: dict[str, deque[GenerationTime]] = {}
         self._plans: dict[str, Schedule] = {}
         self._next_refresh: datetime | None = None
@@ -143,11 +148,13 @@ class PollPlanner:
     @property
     def lease(self) -> float:
         """How far a claimed task's next check is pushed: the shortest interval any plan
-        uses, so a check that brings no news needs no write (`nothing_new`)."""
+        uses, so a check that brings no news needs no write (`nothing_new`), and at most
+        `TASK_LEASE_SECONDS`: a task claimed by a process that then died is checked by
+        another one within that."""
         if self._fixed is not None:
             return self._fixed.interval
         intervals = [self._guidance.interval, *(p.interval for p in self._plans.values())]
-        return min(intervals)
+        return min(*intervals, self._max_lease)
 
     def schedule_for(self, mode: Mode, options: GenerationOptions) -> Schedule:
         if self._fixed is not None:

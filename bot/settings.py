@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode
 
@@ -44,6 +51,12 @@ class Settings(BaseSettings):
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str | None = None
     discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Sharding, for a bot in many servers run as several processes: the total number of
+    # shards, and the ones this process runs (default: all of them). With neither, one
+    # process runs the shards Discord recommends. Only the process with shard 0 syncs
+    # the commands.
+    shard_count: int | None = Field(default=None, ge=1, le=100_000)
+    shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
     # The providers in use, in order: the first healthy one takes each new job, the
     # next ones take over when it fails (`bot.providers.pool`). Each one's own settings:
@@ -71,6 +84,10 @@ class Settings(BaseSettings):
     # Approval mode: a held request nobody decided within this many hours is refunded.
     approval_timeout_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     tracker_concurrency: int = Field(default=16, ge=1, le=1000)
+    # A task a process claimed for a check comes due again for the others after at most
+    # this long (sooner when its schedule's interval is shorter), so a process that dies
+    # leaves nothing stuck.
+    task_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     webhook_listen: str | None = None
     webhook_public_url: str | None = None
     metrics_token: SecretStr | None = None
@@ -109,7 +126,7 @@ class Settings(BaseSettings):
             raise _merged([], problems)
         self._providers = providers
 
-    @field_validator("discord_guild_ids", mode="before")
+    @field_validator("discord_guild_ids", "shard_ids", mode="before")
     @classmethod
     def _split_guild_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -118,6 +135,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "default_user_daily_quota",
+        "shard_count",
         "discord_gateway_url",
         "webhook_listen",
         "webhook_public_url",
@@ -204,6 +222,32 @@ class Settings(BaseSettings):
                 "in order, separated by commas (e.g. apixo,sora2api)"
             )
         return ",".join(names)
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        ids = self.shard_ids
+        if ids and self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT (the total number of shards)")
+        if self.shard_count is not None and any(not 0 <= i < self.shard_count for i in ids):
+            raise ValueError(f"SHARD_IDS must be between 0 and {self.shard_count - 1}")
+        if len(set(ids)) != len(ids):
+            raise ValueError("SHARD_IDS lists a shard twice")
+        return self
+
+    @property
+    def shards(self) -> list[int] | None:
+        """The shards this process runs; None: all (as many as Discord recommends, or
+        SHARD_COUNT)."""
+        if self.shard_ids:
+            return sorted(self.shard_ids)
+        return None if self.shard_count is None else list(range(self.shard_count))
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Only the process running shard 0 syncs the command tree (one sync, not one per
+        process)."""
+        shards = self.shards
+        return shards is None or 0 in shards
 
     @property
     def sora_providers(self) -> tuple[str, ...]:

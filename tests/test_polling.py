@@ -401,3 +401,19 @@ def test_checks_that_run_late_leave_that_much_room_in_the_interval() -> None:
         plans.checked_late(5.0)
     assert plans.schedule_for(Mode.TEXT, TEXT8).interval == pytest.approx(1.5)
     assert plans.lease == pytest.approx(1.5)
+
+
+def test_a_claim_lasts_at_most_the_task_lease() -> None:
+    """A task claimed by a process that then died comes due for the others within
+    TASK_LEASE_SECONDS, even when its plan checks less often (here an operator's
+    POLL_INTERVAL_SECONDS of a minute)."""
+    from bot.polling import MAX_LEASE_SECONDS
+    from bot.providers.demo import DemoProvider
+
+    caps = DemoProvider().capabilities
+    slow = {"provider": "demo", "capabilities": caps, "lag": 2.0, "callbacks": False}
+    default = PollPlanner(**slow, interval=60.0)  # type: ignore[arg-type]
+    capped = PollPlanner(**slow, interval=60.0, max_lease=5.0)  # type: ignore[arg-type]
+    assert default.lease == MAX_LEASE_SECONDS == 30.0
+    assert capped.lease == 5.0
+    assert PollPlanner(**slow).lease == 2.0  # type: ignore[arg-type]  # shorter: its own

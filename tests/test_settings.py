@@ -180,3 +180,20 @@ def test_an_unknown_name_in_the_list_is_refused(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigurationError) as exc:
         load_settings()
     assert "- SORA_PROVIDER: " in str(exc.value) and "separated by commas" in str(exc.value)
+
+
+def test_shards_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "tok")
+    assert load_settings().shards is None and load_settings().syncs_commands
+    monkeypatch.setenv("SHARD_COUNT", "4")
+    assert load_settings().shards == [0, 1, 2, 3]
+    monkeypatch.setenv("SHARD_IDS", "3, 1")
+    settings = load_settings()
+    assert settings.shards == [1, 3] and not settings.syncs_commands
+    monkeypatch.setenv("SHARD_IDS", "0,4")
+    with pytest.raises(ConfigurationError, match="between 0 and 3"):
+        load_settings()
+    monkeypatch.delenv("SHARD_COUNT")
+    monkeypatch.setenv("SHARD_IDS", "0")
+    with pytest.raises(ConfigurationError, match="needs SHARD_COUNT"):
+        load_settings()

@@ -85,7 +85,7 @@ def media_folder(settings: Settings) -> Path:
     return (path.parent if path is not None else Path("data")) / "media"
 
 
-class SoraBot(commands.Bot):
+class SoraBot(commands.AutoShardedBot):
     def __init__(
         self,
         *,
@@ -107,6 +107,11 @@ class SoraBot(commands.Bot):
             tree_cls=SoraCommandTree,
             # Nobody is pinged unless a message names them explicitly.
             allowed_mentions=discord.AllowedMentions.none(),
+            # The shards this process runs (SHARD_COUNT/SHARD_IDS; by default as many as
+            # Discord recommends). Any process may post for any task: posting is REST.
+            shard_count=settings.shard_count,
+            # None (all shards) is what discord.py's own default is; its stub says list.
+            shard_ids=settings.shards,  # type: ignore[arg-type]
             **client_options,
         )
         self.settings = settings
@@ -134,6 +139,7 @@ class SoraBot(commands.Bot):
                     first_delay=settings.poll_first_delay_seconds,
                     interval=settings.poll_interval_seconds,
                     store=store,
+                    max_lease=settings.task_lease_seconds,
                 )
                 for p in self.providers
             }
@@ -230,6 +236,9 @@ class SoraBot(commands.Bot):
         await self.modlog_poster.start()
 
     async def sync_commands(self) -> None:
+        if not self.settings.syncs_commands:
+            log.info("not syncing commands: the process running shard 0 does")
+            return
         guild_ids = self.settings.discord_guild_ids
         if not guild_ids:
             synced = await self.tree.sync()

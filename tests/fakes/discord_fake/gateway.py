@@ -286,23 +286,46 @@ class GatewayMixin(FakeState):
         if session.conn is not None:
             session.conn.queue.put_nowait(payload)
 
-    def dispatch_nowait(self, event: str, data: Any, *, intent: int | None = None) -> bool:
-        """Queues a DISPATCH to the connected bot (in order); False if no session/intent."""
-        session = self._active_session
+    def _session_for(self, guild_id: int | None) -> Session | None:
+        """The connected session that gets `guild_id`'s events: its shard's (several bot
+        processes may each hold some shards); with one session, that one, as before.
+        Events of no guild (DMs) go to shard 0's, as Discord sends them."""
+        active = self._active_session
+
+        def serves(session: Session) -> bool:
+            if guild_id is not None:
+                return session.has_guild(guild_id)
+            return not session.shard or session.shard[0] == 0
+
+        if active is not None and active.conn is not None and active.ready and serves(active):
+            return active
+        for session in reversed(list(self._sessions.values())):
+            if session.conn is not None and session.ready and serves(session):
+                return session
+        return active
+
+    def dispatch_nowait(
+        self, event: str, data: Any, *, intent: int | None = None, guild_id: int | None = None
+    ) -> bool:
+        """Queues a DISPATCH to the connected bot (in order) holding `guild_id`'s shard;
+        False if no session/intent."""
+        session = self._session_for(guild_id)
         if session is None or (intent is not None and not session.intents & intent):
             return False
         self._dispatch_to(session, event, data)
         return True
 
-    async def dispatch(self, event: str, data: Any, *, intent: int | None = None) -> bool:
+    async def dispatch(
+        self, event: str, data: Any, *, intent: int | None = None, guild_id: int | None = None
+    ) -> bool:
         """Like dispatch_nowait, then waits until the frame was written to the socket."""
-        sent = self.dispatch_nowait(event, data, intent=intent)
+        sent = self.dispatch_nowait(event, data, intent=intent, guild_id=guild_id)
         if sent:
-            await self._flush()
+            await self._flush(guild_id)
         return sent
 
-    async def _flush(self) -> None:
-        session = self._active_session
+    async def _flush(self, guild_id: int | None = None) -> None:
+        session = self._session_for(guild_id)
         if session is not None and session.conn is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(session.conn.queue.join(), 5)
@@ -310,7 +333,7 @@ class GatewayMixin(FakeState):
     def _dispatch_guild_event(self, guild: FakeGuild, event: str, data: Any, intent: int) -> None:
         if guild.id not in self.guilds:
             return  # still being built
-        session = self._active_session
+        session = self._session_for(guild.id)
         if session is None or not session.ready or not session.has_guild(guild.id):
             return
         if session.intents & intent:
@@ -346,7 +369,7 @@ class GatewayMixin(FakeState):
     def _dispatch_message(self, event: str, msg: JSON, guild: FakeGuild | None) -> None:
         if int(msg.get("flags") or 0) & EPHEMERAL:
             return
-        session = self._active_session
+        session = self._session_for(None if guild is None else guild.id)
         if session is None or not session.ready:
             return
         intent = INTENT_GUILD_MESSAGES if guild is not None else INTENT_DIRECT_MESSAGES

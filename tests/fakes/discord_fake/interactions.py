@@ -432,7 +432,7 @@ class InteractionsMixin(CommandsMixin, WorldMixin):
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         message: JSON | None = None,
     ) -> FakeInteraction:
-        session = self._active_session
+        session = self._session_for(None if guild is None else guild.id)
         if session is None or session.conn is None or not session.ready:
             raise RuntimeError(
                 "no bot is connected to the fake gateway (await fake.wait_identified())"
@@ -500,5 +500,7 @@ class InteractionsMixin(CommandsMixin, WorldMixin):
         self.interactions.append(inter)
         self._interactions_by_id[iid] = inter
         self._interactions_by_token[token] = inter
-        await self.dispatch("INTERACTION_CREATE", payload)
+        await self.dispatch(
+            "INTERACTION_CREATE", payload, guild_id=None if guild is None else guild.id
+        )
         return inter

@@ -298,7 +298,7 @@ class WorldMixin(GatewayMixin):
         guild.add_member(self.bot_user)
         guild.add_member(owner)
         self.guilds[gid] = guild
-        session = self._active_session
+        session = self._session_for(gid)
         if session is not None and session.ready and session.has_guild(gid):
             self._dispatch_to(session, "GUILD_CREATE", self._guild_create_payload(guild, session))
         return guild
