@@ -12,9 +12,13 @@ starts another.
 
 from __future__ import annotations
 
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 FAILURES_BEFORE_COOLDOWN = 3
 PROBE_SECONDS = 60.0  # how long a claimed probe keeps others away before it may be retried
@@ -99,3 +103,52 @@ class ProviderStats:
     def success_rate(self) -> float | None:
         finished = self.succeeded + sum((self.failures or {}).values())
         return None if finished == 0 else self.succeeded / finished
+
+
+Row = Mapping[str, Any]
+
+
+def stats_from(
+    tasks: Iterable[Row], events: Iterable[Row], moved: Iterable[Row], times: Iterable[Row]
+) -> dict[str, ProviderStats]:
+    """Each provider's `ProviderStats` from what a store counted since some moment (both
+    stores run the same four grouped queries):
+
+    tasks   (provider, state, failure_code, n)  tasks created, by how they stand
+    events  (provider, ok, reason, failover, n) creates, by outcome
+    moved   (retried_from, n)                   tasks moved on after it failed them
+    times   (provider, seconds)                 generation times of finished videos
+    """
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    failures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in tasks:
+        mine = counts[row["provider"]]
+        mine["tasks"] += row["n"]
+        if row["state"] == "succeeded":
+            mine["succeeded"] += row["n"]
+        elif row["state"] in ("failed", "expired"):
+            failures[row["provider"]][row["failure_code"] or row["state"]] += row["n"]
+    for row in events:
+        counts[row["provider"]]["creates"] += row["n"]
+        if not row["ok"]:
+            failures[row["provider"]][row["reason"] or "error"] += row["n"]
+        if row["failover"]:
+            counts[row["provider"]]["failovers"] += row["n"]
+    for row in moved:
+        # A task moved on is its first provider's failure (the move cleared its code).
+        failures[row["retried_from"]]["provider_error"] += row["n"]
+        counts[row["retried_from"]]["failovers"] += row["n"]
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for row in times:
+        seconds[row["provider"]].append(float(row["seconds"]))
+    return {
+        name: ProviderStats(
+            name,
+            tasks=counts[name]["tasks"],
+            succeeded=counts[name]["succeeded"],
+            failures=dict(failures[name]),
+            median_seconds=statistics.median(seconds[name]) if seconds[name] else None,
+            failovers=counts[name]["failovers"],
+        )
+        for name in sorted(set(counts) | set(failures) | set(seconds))
+    }

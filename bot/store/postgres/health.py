@@ -6,8 +6,6 @@ lock, so concurrent processes see each other's outcome (one probe, no lost failu
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +18,7 @@ from bot.providers.health import (
     after_create,
     availability,
     claim_probe,
+    stats_from,
 )
 from bot.store.postgres.connection import PostgresBase
 from bot.store.postgres.rows import health_from, task_from
@@ -131,40 +130,7 @@ class PostgresHealth(PostgresBase):
                 " FROM generation_times WHERE finished_at >= $1",
                 since,
             )
-        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        failures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for row in tasks:
-            mine = counts[row["provider"]]
-            mine["tasks"] += row["n"]
-            if row["state"] == TaskState.SUCCEEDED.value:
-                mine["succeeded"] += row["n"]
-            elif row["state"] in (TaskState.FAILED.value, TaskState.EXPIRED.value):
-                code = row["failure_code"] or row["state"]
-                failures[row["provider"]][code] += row["n"]
-        for row in events:
-            counts[row["provider"]]["creates"] += row["n"]
-            if not row["ok"]:
-                failures[row["provider"]][row["reason"] or "error"] += row["n"]
-            if row["failover"]:
-                counts[row["provider"]]["failovers"] += row["n"]
-        for row in moved:
-            failures[row["retried_from"]]["provider_error"] += row["n"]
-            counts[row["retried_from"]]["failovers"] += row["n"]
-        seconds: dict[str, list[float]] = defaultdict(list)
-        for row in times:
-            seconds[row["provider"]].append(float(row["seconds"]))
-        names = set(counts) | set(failures) | set(seconds)
-        return {
-            name: ProviderStats(
-                name,
-                tasks=counts[name]["tasks"],
-                succeeded=counts[name]["succeeded"],
-                failures=dict(failures[name]),
-                median_seconds=statistics.median(seconds[name]) if seconds[name] else None,
-                failovers=counts[name]["failovers"],
-            )
-            for name in sorted(names)
-        }
+        return stats_from(tasks, events, moved, times)
 
     async def move_task(
         self,

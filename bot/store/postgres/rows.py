@@ -8,18 +8,16 @@ from typing import Any
 
 from bot.domain import (
     Approval,
-    GuildRules,
     Mode,
     NotifyState,
     QuotaLimits,
     QuotaUnit,
-    RoleAllowance,
     Task,
     TaskState,
 )
 from bot.modlog import LogEntry, LogKind, LogState, StoredLogEntry
 from bot.providers.health import Health
-from bot.store.sqlite.rows import options_from, options_json
+from bot.store.sqlite.rows import options_from, options_json, rules_from
 
 __all__ = [
     "health_from",
@@ -84,24 +82,6 @@ def limits_from(row: Row | None) -> QuotaLimits:
         monthly=row["monthly_limit"],
         user_daily=row["user_daily_limit"],
         unit=None if unit is None else QuotaUnit(unit),
-    )
-
-
-def rules_from(
-    row: Row | None,
-    blocked_phrases: tuple[str, ...],
-    role_allowances: tuple[RoleAllowance, ...],
-) -> GuildRules:
-    if row is None:
-        return GuildRules(blocked_phrases=blocked_phrases, role_allowances=role_allowances)
-    return GuildRules(
-        log_channel_id=row["log_channel_id"],
-        log_problem=row["log_problem"],
-        approval=bool(row["approval_mode"]),
-        max_duration=row["max_duration"],
-        high_quality=bool(row["high_quality"]),
-        blocked_phrases=blocked_phrases,
-        role_allowances=role_allowances,
     )
 
 

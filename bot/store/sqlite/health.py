@@ -9,8 +9,6 @@ events the last day's statistics count, and a task's move to another provider.
 from __future__ import annotations
 
 import sqlite3
-import statistics
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -24,6 +22,7 @@ from bot.providers.health import (
     after_create,
     availability,
     claim_probe,
+    stats_from,
 )
 from bot.store.sqlite.connection import SqliteBase, dt, every, first, ts
 from bot.store.sqlite.rows import task_from
@@ -145,40 +144,7 @@ class SqliteHealth(SqliteBase):
                 " FROM generation_times WHERE finished_at >= ?",
                 (after,),
             )
-        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        failures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for row in tasks:
-            mine = counts[row["provider"]]
-            mine["tasks"] += row["n"]
-            if row["state"] == TaskState.SUCCEEDED.value:
-                mine["succeeded"] += row["n"]
-            elif row["state"] in (TaskState.FAILED.value, TaskState.EXPIRED.value):
-                code = row["failure_code"] or row["state"]
-                failures[row["provider"]][code] += row["n"]
-        for row in events:
-            counts[row["provider"]]["creates"] += row["n"]
-            if not row["ok"]:
-                failures[row["provider"]][row["reason"] or "error"] += row["n"]
-            if row["failover"]:
-                counts[row["provider"]]["failovers"] += row["n"]
-        for row in moved:
-            failures[row["retried_from"]]["provider_error"] += row["n"]
-            counts[row["retried_from"]]["failovers"] += row["n"]
-        seconds: dict[str, list[float]] = defaultdict(list)
-        for row in times:
-            seconds[row["provider"]].append(float(row["seconds"]))
-        names = set(counts) | set(failures) | set(seconds)
-        return {
-            name: ProviderStats(
-                name,
-                tasks=counts[name]["tasks"],
-                succeeded=counts[name]["succeeded"],
-                failures=dict(failures[name]),
-                median_seconds=statistics.median(seconds[name]) if seconds[name] else None,
-                failovers=counts[name]["failovers"],
-            )
-            for name in sorted(names)
-        }
+        return stats_from(tasks, events, moved, times)
 
     async def move_task(
         self,

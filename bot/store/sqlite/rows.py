@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 from bot.domain import (
     Approval,
@@ -102,12 +103,13 @@ def limits_from(row: sqlite3.Row | None) -> QuotaLimits:
 
 
 def rules_from(
-    row: sqlite3.Row | None,
+    row: Any,
     blocked_phrases: tuple[str, ...],
     role_allowances: tuple[RoleAllowance, ...],
 ) -> GuildRules:
     """A guild's governance rules from its `guild_settings` row (none: all defaults) and
-    its blocklist and role allowances, already read and sorted."""
+    its blocklist and role allowances, already read and sorted. Any row that reads by
+    column name (the PostgreSQL store's too)."""
     if row is None:
         return GuildRules(blocked_phrases=blocked_phrases, role_allowances=role_allowances)
     return GuildRules(
